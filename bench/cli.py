@@ -1,0 +1,62 @@
+"""``rvqvae-bench``: the command line of the harness.
+
+Each sub-command lives in its own module under :mod:`bench.commands` with two functions,
+``add_arguments(parser)`` and ``run(args) -> int``; modules are imported only when their
+command runs, so ``rvqvae-bench --help`` stays fast. A :class:`~rvqvae.errors.UserError`
+becomes one ``rvqvae-bench: error: ...`` line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from rvqvae.errors import UserError
+
+COMMANDS = {
+    "data": "fetch and verify the datasets (MNIST, Fashion-MNIST) into the cache",
+    "scenarios": "list the registered corrupted-dataset scenarios",
+    "models": "list the registered models with their default hyper-parameters",
+    "run": "run a grid of scenario x model x seed and write result records",
+    "report": "write tables (md, tex, csv) and figures from a run folder",
+    "compare": "compare two result sets metric by metric; exit 1 on any regression",
+    "kernels": "time nearest-codeword search backends and their peers (FAISS, VQP)",
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported to add its arguments."""
+    parser = argparse.ArgumentParser(
+        prog="rvqvae-bench",
+        description="Benchmark generative models trained on contaminated image data.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, help_text in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            _module(name).add_arguments(command_parser)
+    return parser
+
+
+def _module(name: str):
+    return importlib.import_module(f"bench.commands.{name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
+    try:
+        return int(_module(args.command).run(args) or 0)
+    except UserError as error:
+        print(f"rvqvae-bench: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rvqvae-bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The built-in presets. Epochs and sizes are chosen for the machine each preset targets.
+
+- ``smoke``: seconds; the tests run it end to end.
+- ``ci``: the CI regression gate, deterministic on CPU, a few minutes on 2 cores.
+- ``quick``: the README's main job: MNIST inliers, Fashion-MNIST outliers, epsilon in
+  {0, 0.2, 0.4}, five models, one seed, domain metrics; <= 10 minutes on 2 CPU cores.
+- ``paper``: full 60k MNIST, epsilon in {0, 0.1, ..., 0.5}, all models, 3 seeds, Inception
+  FID/KID at 10k samples plus domain metrics: a GPU job.
+- ``nsvae-paper``: the negative-sampling paper's grayscale protocol (train on clean inliers,
+  inlier test vs outlier test, AUROC of KL and of negative ELBO), VAE vs adversarial NS-VAE,
+  Bernoulli and Gaussian likelihoods, 5 seeds, the paper's 100 epochs.
+"""
+
+from __future__ import annotations
+
+from bench.presets.spec import PRESETS, ModelSpec, Preset
+
+_ROBUST_VQ = ("vqvae", "rvqvae", "trimmed-vqvae", "oracle-vqvae")
+
+
+def _models(names, **options) -> tuple[ModelSpec, ...]:
+    return tuple(ModelSpec(name, dict(options.get(name, {}))) for name in names)
+
+
+PRESETS.register("smoke", Preset(
+    name="smoke",
+    description="seconds: one tiny scenario, one epoch per model (used by the tests)",
+    scenarios=("mnist+fmnist@0.2",),
+    models=_models(("vqvae", "rvqvae", "nsvae"), vqvae={"epochs": 1, "prior_epochs": 1},
+                   rvqvae={"epochs": 2, "warmup_epochs": 1, "prior_epochs": 1},
+                   nsvae={"epochs": 1, "lr": 1e-3}),
+    train_size=256, test_size=128, n_samples=128,
+))
+
+PRESETS.register("ci", Preset(
+    name="ci",
+    description="CI regression gate: mnist+fmnist at epsilon 0 and 0.3, VQ-VAE vs RVQ-VAE",
+    scenarios=("mnist+fmnist@0", "mnist+fmnist@0.3"),
+    models=_models(("vqvae", "rvqvae"), vqvae={"epochs": 4}, rvqvae={"epochs": 4}),
+    train_size=1500, test_size=500, n_samples=500,
+))
+
+PRESETS.register("quick", Preset(
+    name="quick",
+    description="README main job: mnist+fmnist at epsilon 0, 0.2, 0.4; five models; one seed",
+    scenarios=("mnist+fmnist@0", "mnist+fmnist@0.2", "mnist+fmnist@0.4"),
+    models=_models(("vqvae", "rvqvae", "trimmed-vqvae", "nsvae", "oracle-vqvae"),
+                   vqvae={"epochs": 6}, rvqvae={"epochs": 6}, **{"trimmed-vqvae": {"epochs": 6}},
+                   nsvae={"epochs": 6, "lr": 1e-3}, **{"oracle-vqvae": {"epochs": 6}}),
+    train_size=3000, test_size=1000, n_samples=1000,
+))
+
+PRESETS.register("paper", Preset(
+    name="paper",
+    description="full 60k MNIST with F-MNIST outliers, epsilon 0-0.5, all models, 3 seeds, "
+                "Inception FID/KID at 10k samples (a GPU job)",
+    scenarios=tuple(f"mnist+fmnist@{e}" for e in ("0", "0.1", "0.2", "0.3", "0.4", "0.5")),
+    models=_models(_ROBUST_VQ + ("nsvae", "vae")),
+    seeds=(0, 1, 2),
+    train_size=60000, test_size=10000, n_samples=10000,
+    extractors=("inception", "domain"),
+    device="cuda",
+))
+
+PRESETS.register("nsvae-paper", Preset(
+    name="nsvae-paper",
+    description="negative-sampling paper, grayscale: train on clean inliers, AUROC of KL and "
+                "negative ELBO, VAE vs adversarial NS-VAE, Bernoulli and Gaussian, 5 seeds",
+    scenarios=("fmnist+mnist@0", "mnist+fmnist@0"),
+    models=(
+        ModelSpec("vae", {"likelihood": "bernoulli"}, "vae-bernoulli"),
+        ModelSpec("nsvae", {"likelihood": "bernoulli"}, "nsvae-bernoulli"),
+        ModelSpec("vae", {"likelihood": "gaussian"}, "vae-gaussian"),
+        ModelSpec("nsvae", {"likelihood": "gaussian"}, "nsvae-gaussian"),
+    ),
+    seeds=(1, 2, 3, 4, 5),
+    train_size=60000, test_size=10000, n_samples=10000,
+))

@@ -1,0 +1,99 @@
+"""The preset data model, its registry and the TOML loader."""
+
+from __future__ import annotations
+
+import dataclasses
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rvqvae.errors import UserError
+from rvqvae.registry import Registry
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model with option overrides, shown in tables as ``label``."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A grid: every scenario x every model x every seed, and how to evaluate each cell.
+
+    ``train_size`` / ``test_size`` override the scenarios' own sizes when set.
+    ``n_samples`` generated images per cell feed FID/KID and the outlier-mode rate, with
+    each feature extractor in ``extractors``. ``contamination_known`` passes the
+    scenario's epsilon to robust models as their epsilon-hat (otherwise they estimate it).
+    """
+
+    name: str
+    description: str
+    scenarios: tuple[str, ...]
+    models: tuple[ModelSpec, ...]
+    seeds: tuple[int, ...] = (0,)
+    train_size: int | None = None
+    test_size: int | None = None
+    n_samples: int = 1000
+    extractors: tuple[str, ...] = ("domain",)
+    contamination_known: bool = True
+    device: str = "cpu"
+
+    def cells(self) -> list[tuple[str, int, ModelSpec]]:
+        """(scenario, seed, model) in run order: one scenario build serves all its models."""
+        return [(s, seed, m) for s in self.scenarios for seed in self.seeds for m in self.models]
+
+
+PRESETS: Registry[Preset] = Registry("preset")
+
+
+def get_preset(name_or_path: str) -> Preset:
+    """A registered preset by name, or a preset read from a ``.toml`` file path."""
+    import bench.presets.builtin  # noqa: F401  (registers the built-in presets)
+
+    if name_or_path.endswith(".toml"):
+        return load_preset_file(name_or_path)
+    return PRESETS.get(name_or_path)
+
+
+def load_preset_file(path: str | Path) -> Preset:
+    """Read a preset from TOML; unknown keys are one clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"preset file {path} does not exist")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"preset file {path} is not valid TOML: {error}") from None
+    known = {f.name for f in dataclasses.fields(Preset)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise UserError(f"preset file {path}: unknown key(s) {', '.join(unknown)}; known: "
+                        f"{', '.join(sorted(known))}")
+    raw.setdefault("name", path.stem)
+    raw.setdefault("description", f"preset from {path.name}")
+    models = []
+    for entry in raw.get("models", []):
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        models.append(ModelSpec(entry["name"], dict(entry.get("options", {})),
+                                entry.get("label", "")))
+    raw["models"] = tuple(models)
+    for key in ("scenarios", "seeds", "extractors"):
+        if key in raw:
+            raw[key] = tuple(raw[key])
+    try:
+        return Preset(**raw)
+    except TypeError as error:
+        raise UserError(f"preset file {path}: {error}") from None

@@ -1,0 +1,115 @@
+"""Result records: one row per (scenario, model, seed, metric), written per cell atomically.
+
+A *cell* is one (scenario, model, seed). Its records are written together as
+``RUN_DIR/cells/<cell_id>.json`` (temp file + rename), so a cell is either wholly finished or
+absent; resume skips cells whose file exists. A failed cell is written too, with
+``status="failed"`` and its error, so the grid can go on and the failure is visible.
+
+Record fields (``RECORD_FIELDS``):
+- ``scenario, model, seed, metric``: the key; ``epsilon, inlier, outlier``: scenario facts;
+- ``value``: a float, NaN unless ``status == "ok"``;
+- ``status``: ``ok`` | ``undefined`` (e.g. AUROC at epsilon = 0: no outliers) | ``failed``;
+- ``error``: the error line of a failed cell or the reason a value is undefined;
+- ``protocol``: JSON text of everything that makes values comparable (extractor, sample count,
+  metric code version...). Reports refuse to aggregate records whose protocols differ;
+- ``config_hash, git_sha, versions, device, wall_s, cell_id, timestamp``: provenance.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from bench.cache import atomic_write_text
+from rvqvae.errors import UserError
+
+RECORD_FIELDS = (
+    "scenario", "model", "seed", "metric", "value", "status", "error", "epsilon", "inlier",
+    "outlier", "protocol", "config_hash", "git_sha", "versions", "device", "wall_s", "cell_id",
+    "timestamp",
+)
+STATUSES = ("ok", "undefined", "failed")
+CELLS = "cells"
+
+
+def make_record(**fields: Any) -> dict[str, Any]:
+    """A record with every field of ``RECORD_FIELDS`` (missing ones empty), validated."""
+    record = {name: fields.pop(name, None) for name in RECORD_FIELDS}
+    if fields:
+        raise ValueError(f"unknown record fields: {sorted(fields)}")
+    if record["status"] not in STATUSES:
+        raise ValueError(f"record status must be one of {STATUSES}, got {record['status']!r}")
+    value = record["value"]
+    record["value"] = float("nan") if value is None else float(value)
+    if isinstance(record["protocol"], Mapping):
+        record["protocol"] = json.dumps(record["protocol"], sort_keys=True)
+    if isinstance(record["versions"], Mapping):
+        record["versions"] = json.dumps(record["versions"], sort_keys=True)
+    record.setdefault("timestamp", None)
+    record["timestamp"] = record["timestamp"] or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return record
+
+
+def cell_path(run_dir: str | Path, cell_id: str) -> Path:
+    return Path(run_dir) / CELLS / f"{cell_id}.json"
+
+
+def cell_done(run_dir: str | Path, cell_id: str) -> bool:
+    """True when the cell's records were written (finished or failed: never recomputed)."""
+    return cell_path(run_dir, cell_id).exists()
+
+
+def write_cell(run_dir: str | Path, cell_id: str, records: Iterable[Mapping[str, Any]]) -> Path:
+    """Write one cell's records atomically; NaN is stored as JSON null."""
+    rows = [{k: _json_safe(v) for k, v in r.items()} for r in records]
+    return atomic_write_text(cell_path(run_dir, cell_id), json.dumps(rows, indent=1) + "\n")
+
+
+def load_records(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every record of a run folder (or of a single ``.json``/``.csv`` records file)."""
+    path = Path(run_dir)
+    if path.is_file():
+        files = [path]
+    elif (path / CELLS).is_dir():
+        files = sorted((path / CELLS).glob("*.json"))
+    else:
+        raise UserError(
+            f"{path} holds no result records (expected {path}/{CELLS}/*.json); "
+            f"run 'rvqvae-bench run' first or point at a run folder"
+        )
+    rows: list[dict[str, Any]] = []
+    for file in files:
+        if file.suffix == ".csv":
+            import pandas as pd
+
+            rows.extend(pd.read_csv(file).to_dict("records"))
+            continue
+        try:
+            rows.extend(json.loads(file.read_text()))
+        except json.JSONDecodeError as error:
+            raise UserError(f"{file} is not valid JSON ({error}); delete it to recompute") from None
+    for row in rows:
+        if row.get("value") is None:
+            row["value"] = float("nan")
+    return rows
+
+
+def load_results(run_dir: str | Path):
+    """The records of a run as a pandas DataFrame with the columns ``RECORD_FIELDS``."""
+    import pandas as pd
+
+    frame = pd.DataFrame(load_records(run_dir))
+    for name in RECORD_FIELDS:
+        if name not in frame.columns:
+            frame[name] = None
+    return frame[list(RECORD_FIELDS)]
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,185 @@
+"""Run a preset's grid of scenario x model x seed into result records.
+
+Each cell: build the scenario's data for the seed -> create and fit the model -> save the
+checkpoint, samples, scores and training history -> evaluate the metrics -> write the cell's
+records (``bench.records``). Cells whose records exist are skipped (resume never recomputes a
+finished cell); a cell that raises is recorded as failed with its error and the grid goes on.
+
+Per-cell artefacts, under ``RUN_DIR/cells/<cell_id>/`` (read by ``bench.report``):
+``model.pt`` (checkpoint), ``samples.pt`` (the first 64 generated images, float [0, 1]),
+``scores.pt`` ({"transductive"|"inductive": {"is_outlier": bool tensor, <score>: tensor}}),
+``history.json`` (one dict per training epoch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench import records
+from bench.cache import atomic_path, atomic_write_text
+from bench.presets import ModelSpec, Preset
+from bench.provenance import config_hash, provenance
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did: cells finished now, skipped (already done), and failed now."""
+
+    run_dir: Path
+    finished: tuple[str, ...]
+    skipped: tuple[str, ...]
+    failed: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def run_preset(
+    preset: Preset, run_dir: str | Path, *, progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> RunSummary:
+    """Run every cell of ``preset`` not yet recorded in ``run_dir``; see the module docstring."""
+    from bench.scenarios import get_scenario
+
+    run_dir = Path(run_dir)
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    _write_run_info(preset, run_dir)
+    finished, skipped, failed = [], [], []
+    data_cache: dict[tuple[str, int], Any] = {}
+    cells = preset.cells()
+    for number, (scenario_name, seed, spec) in enumerate(cells, start=1):
+        cell = cell_id(scenario_name, spec, seed)
+        prefix = f"[{number}/{len(cells)}] {cell}"
+        if records.cell_done(run_dir, cell):
+            skipped.append(cell)
+            log(f"{prefix}: done before, skipped")
+            continue
+        log(f"{prefix}: running")
+        start = time.perf_counter()
+        try:
+            scenario = _sized(get_scenario(scenario_name), preset)
+            key = (scenario_name, seed)
+            if key not in data_cache:
+                data_cache.clear()  # one scenario's data in memory at a time
+                data_cache[key] = scenario.build(seed)
+            rows = _run_cell(preset, scenario, data_cache[key], spec, seed, run_dir / "cells" / cell,
+                             progress=progress, log=lambda line: log(f"{prefix}: {line}"))
+            status = "ok"
+        except Exception as error:  # a failing cell is recorded and the grid goes on
+            rows = [_failed_row(scenario_name, spec, seed, error)]
+            status = "failed"
+            log(f"{prefix}: FAILED: {rows[0]['error']}")
+            (run_dir / "cells").mkdir(parents=True, exist_ok=True)
+            atomic_write_text(run_dir / "cells" / f"{cell}.traceback.txt", traceback.format_exc())
+        wall = time.perf_counter() - start
+        stamp = {"cell_id": cell, "wall_s": round(wall, 3), **provenance(preset.device)}
+        records.write_cell(run_dir, cell, [records.make_record(**{**row, **stamp}) for row in rows])
+        (failed if status == "failed" else finished).append(cell)
+        log(f"{prefix}: {status} in {wall:.1f} s")
+    return RunSummary(run_dir, tuple(finished), tuple(skipped), tuple(failed))
+
+
+def cell_id(scenario: str, spec: ModelSpec, seed: int) -> str:
+    """A file-name-safe id, e.g. ``mnist+fmnist@0.2__rvqvae__s0``."""
+    return re.sub(r"[^A-Za-z0-9_.+@-]", "_", f"{scenario}__{spec.display}__s{seed}")
+
+
+def _run_cell(preset, scenario, data, spec: ModelSpec, seed: int, cell_dir: Path, *,
+              progress: bool, log) -> list[dict[str, Any]]:
+    from bench.metrics.evaluate import evaluate_cell
+    from rvqvae.models import create_model
+
+    torch.manual_seed(seed)
+    model = create_model(spec.name, **spec.options)
+    epochs = getattr(model.config, "epochs", None)
+    fit_start = time.perf_counter()
+    history = model.fit(
+        data.train_images, seed=seed,
+        contamination=scenario.epsilon if preset.contamination_known else None,
+        outlier_flags=data.train_is_outlier,
+        on_epoch=(lambda rec: log(_epoch_line(rec, epochs))) if progress else None,
+    )
+    fit_seconds = time.perf_counter() - fit_start
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    model.save(cell_dir / "model.pt")
+    _save_json(cell_dir / "history.json", history)
+
+    values = []
+    for extractor in preset.extractors:
+        values += evaluate_cell(model, data, scenario, n_samples=preset.n_samples,
+                                extractor=extractor, seed=seed,
+                                artefacts_dir=cell_dir if extractor == preset.extractors[0] else None)
+    base = {
+        "scenario": scenario.name, "model": spec.display, "seed": seed,
+        "epsilon": scenario.epsilon, "inlier": scenario.inlier, "outlier": scenario.outlier,
+        "config_hash": config_hash({"model": spec.name, "config": dataclasses.asdict(model.config),
+                                    "scenario": dataclasses.asdict(scenario),
+                                    "n_samples": preset.n_samples}),
+    }
+    rows = [{**base, "metric": v.metric, "value": v.value, "status": v.status,
+             "error": v.reason or None, "protocol": v.protocol} for v in _dedupe(values)]
+    rows.append({**base, "metric": "train_images_per_s",
+                 "value": len(data.train_images) * max(len(history), 1) / fit_seconds,
+                 "status": "ok", "protocol": {"threads": torch.get_num_threads()}})
+    return rows
+
+
+def _dedupe(values):
+    """Extractor-independent metrics (detection, recon) come once even with two extractors."""
+    seen, kept = set(), []
+    for value in values:
+        if value.metric not in seen:
+            seen.add(value.metric)
+            kept.append(value)
+    return kept
+
+
+def _sized(scenario, preset: Preset):
+    changes = {}
+    if preset.train_size is not None:
+        changes["train_size"] = preset.train_size
+    if preset.test_size is not None:
+        changes["test_size"] = preset.test_size
+    return scenario.with_(**changes) if changes else scenario
+
+
+def _failed_row(scenario: str, spec: ModelSpec, seed: int, error: BaseException) -> dict:
+    message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+    return {"scenario": scenario, "model": spec.display, "seed": seed, "metric": "cell",
+            "value": None, "status": "failed", "error": message}
+
+
+def _epoch_line(record: dict[str, Any], epochs: int | None) -> str:
+    parts = [f"epoch {record.get('epoch')}/{epochs or '?'}"]
+    parts += [f"{k}={v:.4g}" for k, v in record.items()
+              if k != "epoch" and isinstance(v, float)]
+    return " ".join(parts)
+
+
+def _write_run_info(preset: Preset, run_dir: Path) -> None:
+    info = {"preset": dataclasses.asdict(preset), **provenance(preset.device),
+            "command": " ".join(sys.argv)}
+    _save_json(run_dir / "run.json", info)
+
+
+def _save_json(path: Path, payload: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=1, default=_jsonable) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    return str(value)

@@ -1,0 +1,9 @@
+"""The one exception type users see as a single clear line instead of a traceback."""
+
+
+class UserError(Exception):
+    """A problem with the user's input or environment, with the remedy in the message.
+
+    The CLI prints ``str(error)`` on one line and exits with status 2. Messages say what was
+    wrong and what to do, e.g. ``"dataset 'mnsit' is unknown; known: fmnist, mnist"``.
+    """

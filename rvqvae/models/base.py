@@ -1,0 +1,151 @@
+"""The interface every model implements, and the model registry.
+
+A model is a ``torch.nn.Module`` built from a frozen config dataclass. The harness only ever
+calls the methods below, so any registered model runs by name:
+
+>>> model = create_model("vqvae", epochs=2)          # overrides go into the config
+>>> history = model.fit(images, seed=0)               # images: float N x C x H x W in [0, 1]
+>>> samples = model.sample(64, seed=0)                # same value range as the training images
+>>> scores = model.outlier_scores(images)             # {score name: tensor (N,)}, higher = outlying
+
+Conventions: images are float32 in [0, 1]; every random choice in ``fit`` and ``sample`` flows
+from the ``seed`` argument (same seed on CPU -> identical weights and samples); ``fit`` returns
+one dict per epoch (at least ``epoch`` and ``loss``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from rvqvae.errors import UserError
+from rvqvae.registry import Registry
+
+EpochCallback = Callable[[dict[str, Any]], None]
+
+
+class GenerativeModel(nn.Module, ABC):
+    """Base class of all registered models.
+
+    Subclasses set ``Config`` (a frozen dataclass with defaults for every field),
+    ``score_names`` (all outlier scores the model exposes) and ``default_score``.
+    """
+
+    Config: ClassVar[type]
+    score_names: ClassVar[tuple[str, ...]] = ("recon",)
+    default_score: ClassVar[str] = "recon"
+
+    def __init__(self, config: Any = None, **overrides: Any):
+        super().__init__()
+        config = config if config is not None else self.Config()
+        self.config = dataclasses.replace(config, **overrides) if overrides else config
+
+    # -- training -------------------------------------------------------------------------
+    @abstractmethod
+    def fit(
+        self,
+        images: torch.Tensor,
+        *,
+        seed: int = 0,
+        epochs: int | None = None,
+        contamination: float | None = None,
+        outlier_flags: torch.Tensor | None = None,
+        negatives: torch.Tensor | None = None,
+        on_epoch: EpochCallback | None = None,
+    ) -> list[dict[str, Any]]:
+        """Train on ``images``; return the per-epoch history.
+
+        ``epochs`` overrides ``config.epochs``. ``contamination`` is the outlier fraction the
+        robust models assume (epsilon-hat); ``outlier_flags`` are the true flags, used only by
+        models that are allowed to see them (the oracle); ``negatives`` are auxiliary negative
+        images for models that use them. Models ignore what they do not use.
+        ``on_epoch(record)`` is called after every epoch (progress reporting).
+        """
+
+    # -- inference ------------------------------------------------------------------------
+    @abstractmethod
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """Reconstructions of ``images`` in the same value range."""
+
+    @abstractmethod
+    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
+        """``n`` generated images (float, N x C x H x W, in [0, 1]), reproducible from ``seed``."""
+
+    @abstractmethod
+    def outlier_scores(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every outlier score the model exposes, by name; higher = more outlying."""
+
+    def outlier_score(self, images: torch.Tensor) -> torch.Tensor:
+        """The default outlier score (``default_score``)."""
+        return self.outlier_scores(images)[self.default_score]
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Save config and weights (and any fitted state registered as buffers)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "model": model_name(type(self)),
+            "config": dataclasses.asdict(self.config),
+            "state": self.state_dict(),
+            "extra": self.extra_state(),
+        }
+        tmp = path.with_name(path.name + ".part")
+        torch.save(payload, tmp)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> GenerativeModel:
+        """Load a model saved by :meth:`save`; the registered class is looked up by name."""
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+        model_cls = MODELS.get(payload["model"])
+        model = model_cls(model_cls.Config(**payload["config"]))
+        model.load_extra_state(payload.get("extra") or {})
+        model.load_state_dict(payload["state"])
+        model.eval()
+        return model
+
+    def extra_state(self) -> dict[str, Any]:
+        """Fitted state that is not a parameter or buffer (saved with the weights)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`extra_state`; called before ``load_state_dict``."""
+
+
+MODELS: Registry[type[GenerativeModel]] = Registry("model", base=GenerativeModel)
+
+
+def register_model(name: str, *, description: str = "", **info: Any):
+    """Class decorator: ``@register_model("vqvae")`` makes the model runnable by name."""
+    return MODELS.register(name, description=description, **info)
+
+
+def create_model(name: str, **overrides: Any) -> GenerativeModel:
+    """A fresh model registered as ``name`` with config fields overridden by keyword."""
+    model_cls = MODELS.get(name)
+    fields = {f.name for f in dataclasses.fields(model_cls.Config)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise UserError(
+            f"model {name!r} has no option(s) {', '.join(unknown)}; options: {', '.join(sorted(fields))}"
+        )
+    return model_cls(**overrides)
+
+
+def model_name(model_cls: type) -> str:
+    for entry in MODELS.entries():
+        if entry.obj is model_cls:
+            return entry.name
+    raise KeyError(f"{model_cls.__name__} is not a registered model")
+
+
+def default_config(name: str) -> dict[str, Any]:
+    """The default hyper-parameters of a registered model, as a plain dict."""
+    return dataclasses.asdict(MODELS.get(name).Config())

@@ -1,0 +1,106 @@
+"""A small name -> object registry, the one pattern used for scenarios, models, metrics and
+kernel backends (modelled on torch-fidelity's ``registry.py``).
+
+Registration is validated: names are unique and well formed, and objects derive from the
+registry's base class when one is given. Lookup of an unknown name raises
+:class:`~rvqvae.errors.UserError` listing the known names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from rvqvae.errors import UserError
+
+T = TypeVar("T")
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.+@-]*$")
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """One registered object with its human description and free-form metadata."""
+
+    name: str
+    obj: T
+    description: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Registry(Generic[T]):
+    """Maps names to objects of one kind (``kind`` is used in messages, e.g. ``"model"``)."""
+
+    def __init__(self, kind: str, base: type | None = None):
+        self.kind = kind
+        self.base = base
+        self._entries: dict[str, Entry[T]] = {}
+
+    def register(
+        self, name: str, obj: T | None = None, *, description: str = "", replace: bool = False,
+        **info: Any,
+    ) -> Any:
+        """Register ``obj`` under ``name``; without ``obj`` this is a decorator.
+
+        Raises ``ValueError`` for a malformed or duplicate name (unless ``replace``) and
+        ``TypeError`` when ``obj`` is a class not derived from the registry's base.
+        """
+        if obj is None:
+            def decorator(target: T) -> T:
+                self.register(name, target, description=description, replace=replace, **info)
+                return target
+            return decorator
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise ValueError(
+                f"{self.kind} name {name!r} is malformed: use lowercase letters, digits and "
+                f"'_.+@-', starting with a letter or digit"
+            )
+        if name in self._entries and not replace:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        if self.base is not None and isinstance(obj, type) and not issubclass(obj, self.base):
+            raise TypeError(f"{self.kind} {name!r} must derive from {self.base.__name__}")
+        if not description:
+            description = _first_line(getattr(obj, "__doc__", None) or "")
+        self._entries[name] = Entry(name, obj, description, dict(info))
+        return obj
+
+    def get(self, name: str) -> T:
+        """The object registered as ``name``; a :class:`UserError` listing known names if none."""
+        return self.entry(name).obj
+
+    def entry(self, name: str) -> Entry[T]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            known = ", ".join(sorted(self._entries)) or "(none)"
+            raise UserError(f"{self.kind} {name!r} is unknown; known: {known}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def entries(self) -> list[Entry[T]]:
+        return [self._entries[n] for n in self.names()]
+
+    def unregister(self, name: str) -> None:
+        self._entries.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _first_line(text: str) -> str:
+    for line in text.strip().splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+Factory = Callable[..., Any]
