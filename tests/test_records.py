@@ -1,0 +1,46 @@
+import json
+import math
+
+import pytest
+
+import bench
+from bench import records
+from rvqvae.errors import UserError
+
+
+def _row(**changes):
+    row = dict(scenario="mnist+fmnist@0.2", model="vqvae", seed=0, metric="fid_domain_1k",
+               value=3.5, status="ok", protocol={"extractor": "domain", "n": 1000})
+    row.update(changes)
+    return records.make_record(**row)
+
+
+def test_make_record_fills_every_field_and_serialises_protocol():
+    row = _row()
+    assert tuple(row) == records.RECORD_FIELDS
+    assert json.loads(row["protocol"]) == {"extractor": "domain", "n": 1000}
+    assert row["timestamp"].endswith("Z")
+
+
+def test_make_record_rejects_bad_status_and_unknown_fields():
+    with pytest.raises(ValueError, match="status must be one of"):
+        _row(status="great")
+    with pytest.raises(ValueError, match="unknown record fields: \\['colour'\\]"):
+        _row(colour="red")
+
+
+def test_cells_round_trip_with_nan_as_null(tmp_path):
+    rows = [_row(), _row(metric="auroc_transductive_recon", value=None, status="undefined",
+                         error="no outliers at epsilon = 0")]
+    path = records.write_cell(tmp_path, "cell-a", rows)
+    assert json.loads(path.read_text())[1]["value"] is None
+    assert records.cell_done(tmp_path, "cell-a") and not records.cell_done(tmp_path, "cell-b")
+    frame = bench.load_results(tmp_path)
+    assert list(frame.columns) == list(records.RECORD_FIELDS)
+    assert frame["value"].iloc[0] == 3.5 and math.isnan(frame["value"].iloc[1])
+    assert not list(tmp_path.glob("cells/*.part"))
+
+
+def test_loading_a_folder_without_records_is_one_clear_error(tmp_path):
+    with pytest.raises(UserError, match="holds no result records"):
+        records.load_results(tmp_path)
