@@ -14,6 +14,7 @@ Per-cell artefacts, under ``RUN_DIR/cells/<cell_id>/`` (read by ``bench.report``
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import sys
@@ -74,8 +75,9 @@ def run_preset(
             if key not in data_cache:
                 data_cache.clear()  # one scenario's data in memory at a time
                 data_cache[key] = scenario.build(seed)
-            rows = _run_cell(preset, scenario, data_cache[key], spec, seed, run_dir / "cells" / cell,
-                             progress=progress, log=lambda line: log(f"{prefix}: {line}"))
+            cell_log = functools.partial(_prefixed, log, prefix)
+            rows = _run_cell(preset, scenario, data_cache[key], spec, seed,
+                             run_dir / "cells" / cell, progress=progress, log=cell_log)
             status = "ok"
         except Exception as error:  # a failing cell is recorded and the grid goes on
             rows = [_failed_row(scenario_name, spec, seed, error)]
@@ -98,7 +100,6 @@ def cell_id(scenario: str, spec: ModelSpec, seed: int) -> str:
 
 def _run_cell(preset, scenario, data, spec: ModelSpec, seed: int, cell_dir: Path, *,
               progress: bool, log) -> list[dict[str, Any]]:
-    from bench.metrics.evaluate import evaluate_cell
     from rvqvae.models import create_model
 
     torch.manual_seed(seed)
@@ -116,11 +117,7 @@ def _run_cell(preset, scenario, data, spec: ModelSpec, seed: int, cell_dir: Path
     model.save(cell_dir / "model.pt")
     _save_json(cell_dir / "history.json", history)
 
-    values = []
-    for extractor in preset.extractors:
-        values += evaluate_cell(model, data, scenario, n_samples=preset.n_samples,
-                                extractor=extractor, seed=seed,
-                                artefacts_dir=cell_dir if extractor == preset.extractors[0] else None)
+    values = _evaluate(preset, model, data, scenario, seed, cell_dir)
     base = {
         "scenario": scenario.name, "model": spec.display, "seed": seed,
         "epsilon": scenario.epsilon, "inlier": scenario.inlier, "outlier": scenario.outlier,
@@ -129,21 +126,30 @@ def _run_cell(preset, scenario, data, spec: ModelSpec, seed: int, cell_dir: Path
                                     "n_samples": preset.n_samples}),
     }
     rows = [{**base, "metric": v.metric, "value": v.value, "status": v.status,
-             "error": v.reason or None, "protocol": v.protocol} for v in _dedupe(values)]
+             "error": v.reason or None, "protocol": v.protocol} for v in values]
     rows.append({**base, "metric": "train_images_per_s",
                  "value": len(data.train_images) * max(len(history), 1) / fit_seconds,
                  "status": "ok", "protocol": {"threads": torch.get_num_threads()}})
     return rows
 
 
-def _dedupe(values):
-    """Extractor-independent metrics (detection, recon) come once even with two extractors."""
-    seen, kept = set(), []
-    for value in values:
-        if value.metric not in seen:
-            seen.add(value.metric)
-            kept.append(value)
-    return kept
+def _evaluate(preset: Preset, model, data, scenario, seed: int, cell_dir: Path) -> list:
+    """Every metric with the first extractor; only FID/KID again with any further extractor.
+
+    Saves the first 64 samples and the outlier scores for the report's figures.
+    """
+    from bench.metrics.evaluate import EvalContext, run_metrics
+
+    ctx = EvalContext(model, data, scenario, n_samples=preset.n_samples,
+                      extractor=preset.extractors[0], seed=seed, device=preset.device)
+    values = run_metrics(ctx)
+    for extractor in preset.extractors[1:]:
+        values += run_metrics(ctx.with_extractor(extractor), ["generation"])
+    with atomic_path(cell_dir / "samples.pt") as tmp:
+        torch.save(ctx.samples[:64].clone(), tmp)
+    with atomic_path(cell_dir / "scores.pt") as tmp:
+        torch.save(ctx.scores, tmp)
+    return values
 
 
 def _sized(scenario, preset: Preset):
@@ -153,6 +159,10 @@ def _sized(scenario, preset: Preset):
     if preset.test_size is not None:
         changes["test_size"] = preset.test_size
     return scenario.with_(**changes) if changes else scenario
+
+
+def _prefixed(log, prefix: str, line: str) -> None:
+    log(f"{prefix}: {line}")
 
 
 def _failed_row(scenario: str, spec: ModelSpec, seed: int, error: BaseException) -> dict:

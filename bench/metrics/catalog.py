@@ -38,8 +38,10 @@ def _family(name: str, pattern: str, family: str, direction: str, description: s
 
 _family("fid", r"fid_[a-z0-9-]+_\w+", "generation", "lower",
         "Frechet distance of generated samples to the clean inlier test split")
-_family("kid", r"kid_[a-z0-9-]+_\w+", "generation", "lower",
+_family("kid", r"kid_[a-z0-9-]+_[0-9.]+k?", "generation", "lower",
         "kernel inception distance (mean over subsets) to the clean inlier test split")
+_family("kid_std", r"kid_[a-z0-9-]+_[0-9.]+k?_std", "generation", "lower",
+        "standard deviation of KID over its subsets (a spread, not a quality)")
 _family("outlier_mode_rate", r"outlier_mode_rate(_\w+)?", "generation", "lower",
         "fraction of generated samples the domain classifier assigns to outlier classes")
 _family("auroc", r"auroc_(transductive|inductive)_\w+", "detection", "higher",
@@ -54,7 +56,8 @@ _family("recon", r"recon_\w+", "reconstruction", "lower",
         "mean squared reconstruction error per pixel on the clean inlier test split")
 _family("perplexity", r"perplexity(_\w+)?", "codebook", "higher",
         "codebook usage: exp of the entropy of code frequencies on the clean inlier test split")
-_family("train", r"train_\w+", "training", "higher", "training throughput and time")
+_family("train", r"train_images_per_s", "training", "higher",
+        "training throughput: training images x epochs / fit wall seconds")
 _family("kernel_rate", r"(vectors_per_s|gflops|ratio_to_faiss|pct_roofline)", "kernel",
         "higher", "nearest-codeword search throughput")
 

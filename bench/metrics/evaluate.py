@@ -1,0 +1,199 @@
+"""One call per cell: every metric of a trained model on its scenario's data.
+
+>>> values = evaluate_cell(model, data, scenario, n_samples=2000, extractor="domain", seed=0)
+>>> [(v.metric, v.value, v.status) for v in values]
+
+Metric groups live in the ``METRICS`` registry (name -> ``function(ctx) -> list[MetricValue]``);
+``evaluate_cell`` runs the selected ones (all by default, in name order). Add a metric
+without forking::
+
+    @METRICS.register("sharpness")
+    def _sharpness(ctx: EvalContext) -> list[MetricValue]:
+        return [defined("sharpness", my_sharpness(ctx.samples), n_samples=ctx.n_samples)]
+
+``ctx.samples`` (drawn once with ``model.sample(n_samples, seed)``) and ``ctx.domain`` (the
+scenario's domain classifier and outlier mask) are computed on first use and shared.
+Expected ``data`` fields (the scenario's ``ScenarioData``): ``train_images``,
+``train_is_outlier``, ``clean_test_images``, ``mixed_test_images``, ``mixed_test_is_outlier``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from bench.metrics.detection import detection_metrics
+from bench.metrics.fid import KID_SUBSETS, generation_metrics_with_protocol
+from bench.metrics.outlier_mode import outlier_mode_metric_name, outlier_mode_rate, scenario_domain
+from bench.metrics.reconstruction import codebook_perplexities, reconstruction_mse
+from bench.metrics.values import MetricValue, defined, undefined
+from rvqvae.registry import Registry
+
+METRICS: Registry[Any] = Registry("metric")
+
+
+@dataclass
+class EvalContext:
+    """Everything a metric function may use; ``samples`` and ``domain`` are computed lazily."""
+
+    model: Any
+    data: Any
+    scenario: Any
+    n_samples: int = 2000
+    extractor: str = "domain"
+    seed: int = 0
+    device: str = "cpu"
+    kid_subsets: int = KID_SUBSETS
+    options: dict[str, Any] = field(default_factory=dict)
+    #: outlier scores computed by the detection group: {mode: {"is_outlier": ..., name: ...}}
+    scores: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+    @functools.cached_property
+    def samples(self) -> torch.Tensor:
+        with torch.no_grad():
+            return self.model.sample(self.n_samples, seed=self.seed).detach().cpu()
+
+    def with_extractor(self, extractor: str) -> EvalContext:
+        """The same cell measured with another feature extractor, sharing samples and domain."""
+        other = dataclasses.replace(self, extractor=extractor, scores={})
+        for name in ("samples", "domain"):  # cached properties already computed
+            if name in self.__dict__:
+                other.__dict__[name] = self.__dict__[name]
+        return other
+
+    @functools.cached_property
+    def domain(self):
+        """(domain classifier, outlier-class mask) of the scenario.
+
+        The classifier seed is fixed (0), not the cell seed: it is the measuring instrument,
+        the same for every cell, so values of different seeds stay comparable.
+        """
+        return scenario_domain(self.scenario, seed=0)
+
+    @property
+    def reference_key(self) -> str:
+        s = self.scenario
+        classes = getattr(s, "inlier_classes", None)
+        classes = "all" if not classes else "-".join(str(c) for c in classes)
+        return f"{s.inlier}-test-{classes}"
+
+
+def evaluate_cell(
+    model,
+    data,
+    scenario,
+    *,
+    n_samples: int = 2000,
+    extractor: str = "domain",
+    seed: int = 0,
+    metrics: Sequence[str] | None = None,
+    device: str = "cpu",
+    kid_subsets: int = KID_SUBSETS,
+) -> list[MetricValue]:
+    """All selected metric groups (default: every group in ``METRICS``) for one cell.
+
+    Values that cannot exist (AUROC at epsilon = 0, FID of NaN samples) come back
+    ``undefined`` with their reason; genuine bugs raise.
+    """
+    ctx = EvalContext(
+        model,
+        data,
+        scenario,
+        n_samples=n_samples,
+        extractor=extractor,
+        seed=seed,
+        device=device,
+        kid_subsets=kid_subsets,
+    )
+    return run_metrics(ctx, metrics)
+
+
+def run_metrics(ctx: EvalContext, metrics: Sequence[str] | None = None) -> list[MetricValue]:
+    """The selected metric groups (default: all, in name order) on an existing context."""
+    values: list[MetricValue] = []
+    for name in metrics if metrics is not None else METRICS.names():
+        values.extend(METRICS.get(name)(ctx))
+    return values
+
+
+@METRICS.register("generation", description="FID and KID of samples vs the clean inlier test split")
+def _generation(ctx: EvalContext) -> list[MetricValue]:
+    if not bool(torch.isfinite(ctx.samples).all()):
+        from bench.metrics.catalog import count_suffix
+
+        suffix = f"{ctx.extractor}_{count_suffix(ctx.n_samples)}"
+        reason = "the model's samples hold NaN/infinite values"
+        return [undefined(f"{m}_{suffix}", reason) for m in ("fid", "kid")]
+    domain = ctx.domain[0] if ctx.extractor == "domain" else None
+    numbers, protocol = generation_metrics_with_protocol(
+        ctx.samples,
+        ctx.data.clean_test_images,
+        extractor=ctx.extractor,
+        domain=domain,
+        reference_key=ctx.reference_key,
+        kid_subsets=ctx.kid_subsets,
+        device=ctx.device,
+        seed=ctx.seed,
+    )
+    return [defined(name, value, **protocol) for name, value in numbers.items()]
+
+
+@METRICS.register(
+    "outlier_mode", description="share of samples the domain classifier calls outliers"
+)
+def _outlier_mode(ctx: EvalContext) -> list[MetricValue]:
+    name = outlier_mode_metric_name(ctx.n_samples)
+    if not bool(torch.isfinite(ctx.samples).all()):
+        return [undefined(name, "the model's samples hold NaN/infinite values")]
+    classifier, mask = ctx.domain
+    protocol = {
+        "classifier": classifier.extractor_name,
+        "classifier_datasets": classifier.datasets,
+        "outlier_classes": [
+            n for n, m in zip(classifier.class_names, mask.tolist(), strict=True) if m
+        ],
+        "n_samples": ctx.n_samples,
+    }
+    return [defined(name, outlier_mode_rate(ctx.samples.clamp(0, 1), classifier, mask), **protocol)]
+
+
+@METRICS.register("detection", description="AUROC, AUPR-in/out, FPR@95TPR of every outlier score")
+def _detection(ctx: EvalContext) -> list[MetricValue]:
+    values: list[MetricValue] = []
+    splits = (
+        ("transductive", ctx.data.train_images, ctx.data.train_is_outlier),
+        ("inductive", ctx.data.mixed_test_images, ctx.data.mixed_test_is_outlier),
+    )
+    for mode, images, is_outlier in splits:
+        with torch.no_grad():
+            scores = _batched_scores(ctx.model, images)
+        ctx.scores[mode] = {"is_outlier": is_outlier.bool(), **scores}
+        values.extend(detection_metrics(scores, is_outlier, mode=mode))
+    return values
+
+
+@METRICS.register(
+    "reconstruction", description="recon MSE and codebook perplexity, clean test split"
+)
+def _reconstruction(ctx: EvalContext) -> list[MetricValue]:
+    images = ctx.data.clean_test_images
+    protocol = {"n_images": len(images)}
+    values = [defined("recon_mse_clean_test", reconstruction_mse(ctx.model, images), **protocol)]
+    values.extend(
+        defined(name, value, **protocol)
+        for name, value in codebook_perplexities(ctx.model, images).items()
+    )
+    return values
+
+
+def _batched_scores(model, images: torch.Tensor, batch_size: int = 1024) -> dict[str, torch.Tensor]:
+    parts: dict[str, list[torch.Tensor]] = {}
+    for start in range(0, len(images), batch_size):
+        for name, score in model.outlier_scores(images[start : start + batch_size]).items():
+            parts.setdefault(name, []).append(torch.as_tensor(score).detach().cpu().flatten())
+    return {name: torch.cat(chunks) for name, chunks in parts.items()}

@@ -1,0 +1,205 @@
+"""FID and KID of generated samples against a reference set, computed by torch-fidelity.
+
+>>> values = generation_metrics(samples, clean_test, extractor="domain", domain=classifier,
+...                             reference_key="mnist-test-all")
+>>> values  # {"fid_domain_2k": ..., "kid_domain_2k": ..., "kid_domain_2k_std": ...}
+
+Images are float in [0, 1] (or uint8), N x 1|3 x H x W; floats become uint8 as
+``round(clamp(x, 0, 1) * 255)`` (exact for images that came from uint8) and are served to
+torch-fidelity as uint8 3 x H x W tensors (grayscale repeated), its input convention; each
+extractor resizes as it needs. ``n`` in the metric names is the number of generated samples.
+
+Reference statistics (features and FID mean/covariance of the reference) are cached by
+torch-fidelity in ``cache_dir("fidelity")`` under ``input2_cache_name``. torch-fidelity keys
+its cache files by that name and the extractor name only, so the name given here carries
+everything else that changes them: the reference's description (``reference_key``), its size,
+and a sha256 of the extractor's weights hash, feature layer and the reference's uint8 pixels.
+A different reference therefore never reuses stale statistics.
+
+Small n: a warning when n (or the reference size) is below the feature dimension (the
+covariance is singular and FID is strongly biased upwards), and the KID subset size becomes
+``min(kid_subset_size or 1000, n, n_reference)`` instead of torch-fidelity's error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import warnings
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from bench.cache import cache_dir
+from bench.metrics.catalog import count_suffix
+from bench.metrics.domain import DomainClassifier
+from bench.metrics.extractors import FeatureExtractorSpec, resolve_extractor
+
+KID_SUBSET_SIZE = 1000  # torch-fidelity's default
+KID_SUBSETS = 100
+
+
+def generation_metrics(
+    samples: torch.Tensor,
+    reference: torch.Tensor,
+    *,
+    extractor: str | FeatureExtractorSpec | DomainClassifier = "domain",
+    domain: DomainClassifier | None = None,
+    reference_key: str | None = None,
+    kid_subset_size: int | None = None,
+    kid_subsets: int = KID_SUBSETS,
+    batch_size: int = 256,
+    cache: bool = True,
+    device: str = "cpu",
+    seed: int = 2020,
+) -> dict[str, float]:
+    """``fid_<label>_<n>``, ``kid_<label>_<n>``, ``kid_<label>_<n>_std``: samples vs reference.
+
+    ``extractor`` is a name from ``EXTRACTORS`` (``domain`` needs ``domain=``), a spec or a
+    domain classifier. ``seed`` drives KID's subset choice. See the module docstring for the
+    uint8 conversion, reference caching and small-n behaviour.
+    """
+    values, _ = generation_metrics_with_protocol(
+        samples,
+        reference,
+        extractor=extractor,
+        domain=domain,
+        reference_key=reference_key,
+        kid_subset_size=kid_subset_size,
+        kid_subsets=kid_subsets,
+        batch_size=batch_size,
+        cache=cache,
+        device=device,
+        seed=seed,
+    )
+    return values
+
+
+def generation_metrics_with_protocol(
+    samples: torch.Tensor,
+    reference: torch.Tensor,
+    *,
+    extractor: str | FeatureExtractorSpec | DomainClassifier = "domain",
+    domain: DomainClassifier | None = None,
+    reference_key: str | None = None,
+    kid_subset_size: int | None = None,
+    kid_subsets: int = KID_SUBSETS,
+    batch_size: int = 256,
+    cache: bool = True,
+    device: str = "cpu",
+    seed: int = 2020,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """As :func:`generation_metrics`, plus the protocol that makes the values comparable."""
+    from torch_fidelity import calculate_metrics
+    from torch_fidelity.metric_fid import KEY_METRIC_FID
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD
+
+    spec = resolve_extractor(extractor, domain=domain)
+    samples_u8, reference_u8 = to_uint8(samples, "samples"), to_uint8(reference, "reference")
+    n, n_ref = len(samples_u8), len(reference_u8)
+    if n < 2 or n_ref < 2:
+        raise ValueError(
+            f"FID/KID need at least 2 samples and 2 reference images, got {n} and {n_ref}"
+        )
+    if min(n, n_ref) < spec.feature_dim:
+        warnings.warn(
+            f"FID with {n} samples / {n_ref} reference images below the {spec.label} feature "
+            f"dimension {spec.feature_dim} is biased upwards (singular covariance); "
+            "use more samples",
+            stacklevel=2,
+        )
+    subset = kid_subset_adapted(n, n_ref, kid_subset_size)
+    cache_name = reference_cache_name(reference_u8, spec, reference_key) if cache else None
+    layer = {"feature_layer_fid": spec.feature_layer, "feature_layer_kid": spec.feature_layer}
+    result = calculate_metrics(
+        input1=UInt8Images(samples_u8),
+        input2=UInt8Images(reference_u8),
+        fid=True,
+        kid=True,
+        feature_extractor=spec.fidelity_name,
+        **{k: v for k, v in layer.items() if v is not None},
+        kid_subset_size=subset,
+        kid_subsets=kid_subsets,
+        batch_size=batch_size,
+        cache=cache,
+        cache_root=str(cache_dir("fidelity")),
+        input2_cache_name=cache_name,
+        cuda=str(device).startswith("cuda"),
+        save_cpu_ram=True,
+        verbose=False,
+        rng_seed=seed,
+    )
+    suffix = f"{spec.label}_{count_suffix(n)}"
+    values = {
+        f"fid_{suffix}": float(result[KEY_METRIC_FID]),
+        f"kid_{suffix}": float(result[KEY_METRIC_KID_MEAN]),
+        f"kid_{suffix}_std": float(result[KEY_METRIC_KID_STD]),
+    }
+    protocol = {
+        "extractor": spec.label,
+        "extractor_name": spec.fidelity_name,
+        "extractor_weights": spec.weights_hash,
+        "feature_layer": spec.feature_layer,
+        "n_samples": n,
+        "n_reference": n_ref,
+        "reference": reference_key,
+        "kid_subset_size": subset,
+        "kid_subsets": kid_subsets,
+        "kid_seed": seed,
+    }
+    return values, protocol
+
+
+def kid_subset_adapted(n: int, n_ref: int, requested: int | None = None) -> int:
+    """``min(requested or 1000, n, n_ref)``, with a warning when it drops below the request."""
+    wanted = requested or KID_SUBSET_SIZE
+    subset = min(wanted, n, n_ref)
+    if subset < wanted:
+        warnings.warn(
+            f"KID subset size reduced from {wanted} to {subset} to fit {n} samples and "
+            f"{n_ref} reference images; KID is noisier",
+            stacklevel=3,
+        )
+    return subset
+
+
+def reference_cache_name(
+    reference_u8: torch.Tensor, spec: FeatureExtractorSpec, reference_key: str | None
+) -> str:
+    """torch-fidelity cache name of a reference: its key, size and a content+extractor digest."""
+    digest = hashlib.sha256()
+    digest.update(f"{spec.fidelity_name}|{spec.weights_hash}|{spec.feature_layer}|".encode())
+    digest.update(str(tuple(reference_u8.shape)).encode())
+    digest.update(reference_u8.contiguous().numpy().tobytes())
+    slug = re.sub(r"[^a-z0-9._-]+", "-", (reference_key or "reference").lower()).strip("-")
+    return f"ref-{slug[:80]}-n{len(reference_u8)}-{digest.hexdigest()[:16]}"
+
+
+def to_uint8(images: torch.Tensor, what: str = "images") -> torch.Tensor:
+    """uint8 N x C x H x W on the CPU: floats in [0, 1] as round(clamp(x, 0, 1) * 255)."""
+    images = torch.as_tensor(images).detach().cpu()
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"{what} must be N x 1|3 x H x W, got shape {tuple(images.shape)}")
+    if images.dtype == torch.uint8:
+        return images
+    if not images.is_floating_point():
+        raise ValueError(f"{what} must be float in [0, 1] or uint8, got {images.dtype}")
+    bad = int((~torch.isfinite(images)).sum())
+    if bad:
+        raise ValueError(f"{what} hold {bad} NaN/infinite pixel value(s)")
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+class UInt8Images(Dataset):
+    """uint8 images served one by one as 3 x H x W tensors (torch-fidelity's input convention)."""
+
+    def __init__(self, images_u8: torch.Tensor):
+        self.images = images_u8
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        image = self.images[index]
+        return image.expand(3, -1, -1).contiguous() if image.shape[0] == 1 else image
