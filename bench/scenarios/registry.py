@@ -1,0 +1,130 @@
+"""The scenario registry: named scenarios, families of them over epsilon, and TOML files.
+
+Named scenarios live in :data:`SCENARIOS` (``rvqvae-bench scenarios`` lists them):
+``mnist+fmnist@eps``, ``fmnist+mnist@eps``, ``mnistK+rest@eps`` (digit K vs the other digits,
+K = 0..9), ``mnist+uniform@eps`` and ``mnist+gaussian@eps`` for eps in :data:`EPSILONS`; any
+other eps of a family works too (``get_scenario("mnist+fmnist@0.15")``). Default train size is
+10,000, 5,000 for the one-vs-rest families (a single digit has only 5,421 to 6,742 training
+images); presets change it with ``scenario.with_(train_size=...)``. Register your own with
+:func:`register_scenario` or a TOML file (:func:`load_scenario_file`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from bench.scenarios.spec import CLASSES, Scenario, format_epsilon
+from rvqvae.errors import UserError
+from rvqvae.registry import Registry
+
+EPSILONS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+
+SCENARIOS: Registry[Scenario] = Registry("scenario")
+FAMILIES: dict[str, Scenario] = {}  # family name (without "@eps") -> its scenario at epsilon 0
+
+
+def register_scenario(
+    scenario: Scenario, *, description: str = "", replace: bool = False
+) -> Scenario:
+    """Register ``scenario`` under ``scenario.name`` (for ``get_scenario`` and the CLI)."""
+    try:
+        SCENARIOS.register(scenario.name, scenario, description=description, replace=replace)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    return scenario
+
+
+def get_scenario(name: str) -> Scenario:
+    """The registered scenario ``name``, or a family at any epsilon (``mnist+fmnist@0.15``)."""
+    if name in SCENARIOS:
+        return SCENARIOS.get(name)
+    family, _, epsilon = name.rpartition("@")
+    if family in FAMILIES:
+        try:
+            value = float(epsilon)
+        except ValueError:
+            raise UserError(
+                f"scenario {name!r}: {epsilon!r} is not a number (want e.g. {family}@0.2)"
+            ) from None
+        return FAMILIES[family].with_(name=f"{family}@{format_epsilon(value)}", epsilon=value)
+    custom = [n for n in SCENARIOS.names() if n.rpartition("@")[0] not in FAMILIES]
+    raise UserError(
+        f"scenario {name!r} is unknown; known families (add @epsilon, e.g. mnist+fmnist@0.2): "
+        f"{', '.join(sorted(FAMILIES))}; custom: {', '.join(custom) or '(none)'}"
+    )
+
+
+def register_family(template: Scenario, *, description: str = "", epsilons=EPSILONS) -> None:
+    """Register ``template`` as ``<template.name>@eps`` for each eps in ``epsilons``;
+    ``get_scenario`` then also builds the family at any other eps."""
+    family = template.name
+    FAMILIES[family] = template
+    for epsilon in epsilons:
+        name = f"{family}@{format_epsilon(epsilon)}"
+        register_scenario(template.with_(name=name, epsilon=epsilon), description=description)
+
+
+def load_scenario_file(path: str | os.PathLike, *, register: bool = True) -> list[Scenario]:
+    """Scenarios from a TOML file, one table per scenario, registered unless ``register=False``.
+
+    Example (keys are the :class:`Scenario` fields, plus an optional ``description``)::
+
+        [scenario."mnist17+fmnist@0.1"]
+        inlier = "mnist"
+        inlier_classes = [1, 7]
+        outlier = "fmnist"
+        epsilon = 0.1
+        description = "digits 1 and 7 contaminated by clothing"
+    """
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    try:
+        with open(path, "rb") as handle:
+            tables = tomllib.load(handle).get("scenario", {})
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise UserError(f"cannot read scenario file {path}: {error}") from None
+    known = {f.name for f in dataclasses.fields(Scenario)} - {"name"}
+    scenarios = []
+    for name, table in tables.items():
+        table = dict(table)
+        description = str(table.pop("description", ""))
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise UserError(
+                f"{path}: scenario {name!r} has unknown key(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known | {'description'}))}"
+            )
+        scenario = Scenario(name=name, **table)
+        if register:
+            register_scenario(scenario, description=description)
+        scenarios.append(scenario)
+    return scenarios
+
+
+# ---------------------------------------------------------------------- the named scenarios
+
+register_family(
+    Scenario("mnist+fmnist", "mnist", "fmnist"),
+    description="MNIST digits contaminated by Fashion-MNIST clothing",
+)
+register_family(
+    Scenario("fmnist+mnist", "fmnist", "mnist"),
+    description="Fashion-MNIST clothing contaminated by MNIST digits",
+)
+for _k in range(10):  # one digit has 5421 to 6742 training images: train size 5000
+    register_family(
+        Scenario(f"mnist{_k}+rest", "mnist", CLASSES, inlier_classes=(_k,), train_size=5000),
+        description=f"MNIST digit {_k} contaminated by the other digits (one vs rest)",
+    )
+register_family(
+    Scenario("mnist+uniform", "mnist", "uniform-noise"),
+    description="MNIST contaminated by uniform pixel noise",
+)
+register_family(
+    Scenario("mnist+gaussian", "mnist", "gaussian-noise"),
+    description="MNIST contaminated by Gaussian pixel noise N(0.5, 0.25^2), clipped",
+)
