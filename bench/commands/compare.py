@@ -1,0 +1,40 @@
+"""``rvqvae-bench compare BASELINE CANDIDATE``: exit 1 when any metric regressed (bench.compare)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("baseline", metavar="BASELINE",
+                        help="run folder, report folder, aggregate.csv or records .json/.csv")
+    parser.add_argument("candidate", metavar="CANDIDATE", help="the same kinds as BASELINE")
+    parser.add_argument("--tolerance", metavar="FILE", default=None,
+                        help="TOML of per-metric tolerances (default: "
+                             "results/baselines/tolerances.toml of this checkout)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the comparison as JSON instead of a table")
+    parser.add_argument("--hide-unchanged", dest="show_unchanged", action="store_false",
+                        help="list only the cells that changed or are problems")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.compare import (
+        compare,
+        comparison_json,
+        exit_status,
+        format_comparison,
+        load_cells,
+        load_tolerances,
+    )
+
+    tolerances = load_tolerances(args.tolerance)
+    result = compare(load_cells(args.baseline), load_cells(args.candidate), tolerances)
+    if args.json:
+        print(comparison_json(result, baseline=str(args.baseline),
+                              candidate=str(args.candidate), tolerances=tolerances.source))
+    else:
+        print(f"baseline {args.baseline} vs candidate {args.candidate} "
+              f"(tolerances: {tolerances.source})\n")
+        print(format_comparison(result, show_unchanged=args.show_unchanged))
+    return exit_status(result)

@@ -1,0 +1,133 @@
+"""``rvqvae-bench report``: tables (Markdown, LaTeX, CSV) and figures from a run folder.
+
+>>> write_report("runs/quick")            # -> runs/quick/report/README.md and friends
+
+What a report folder holds (``RUN_DIR/report`` unless ``out`` is given):
+
+- ``README.md``: the index: every Markdown table inline, every figure linked, provenance;
+- ``aggregate.csv``: one row per (scenario, model, metric), columns
+  :data:`~bench.report.aggregate.AGGREGATE_COLUMNS`, full precision: the long-format results and
+  the compact baseline format ``rvqvae-bench compare`` reads;
+- ``tables/<family>__<setting>.md|.tex``: one table per metric family (generation, detection,
+  reconstruction + codebook, kernel, training) and setting; layout in :mod:`bench.report.tables`;
+- ``figures/*.png|.pdf``: see :mod:`bench.report.figures`.
+
+What it reads from ``RUN_DIR`` (the contract with the runner):
+
+- ``cells/<cell_id>.json``: the records (:mod:`bench.records`); a cell that crashed writes one
+  failed record with metric ``cell`` (or none): it shows as failed under every metric of its
+  scenario;
+- ``run.json`` (optional): the preset and command of the run, shown in the index;
+- ``cells/<cell_id>/`` (optional, each file may be missing; its figure is then skipped with a note):
+  - ``samples.pt``: float tensor N x C x H x W in [0, 1], the model's first generated samples
+    (64 are shown; ``torch.save``), or ``samples.png``: an image of such a grid;
+  - ``scores.pt``: ``{"transductive": {"is_outlier": bool (N,), <score name>: float (N,), ...},
+    "inductive": {"is_outlier": bool (M,), <score name>: float (M,), ...}}`` (either mode may be
+    absent; higher score = more outlying; plain tensors, loadable with ``weights_only=True``);
+  - ``history.json``: a list of per-epoch dicts with at least ``epoch`` and ``loss``.
+
+Records of one cell with different ``protocol`` JSON are never averaged: a
+:class:`~rvqvae.errors.UserError` names the cell and the keys that differ. Output is atomic: the
+report is built in a temporary folder beside ``out`` and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from bench.records import load_results
+from bench.report.aggregate import AGGREGATE_COLUMNS, aggregate
+from bench.report.tables import Table, build_tables, format_cell, table_latex, table_markdown
+from rvqvae.errors import UserError
+
+__all__ = [
+    "AGGREGATE_COLUMNS", "Table", "aggregate", "build_tables", "format_cell", "table_latex",
+    "table_markdown", "write_report",
+]
+
+REPORT_MARKER = ".rvqvae-report"
+
+
+def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *,
+                 figures: bool = True) -> Path:
+    """Write the report of ``run_dir`` (or of a records ``.json``/``.csv`` file) into ``out``
+    (default ``run_dir/report``, or ``<file stem>_report`` beside a file); return ``out``.
+
+    Guarantees: ``out`` is replaced only when the whole report was written (an earlier report
+    there is swapped out, never mixed with the new one); a folder that is not a report is never
+    overwritten. Raises :class:`UserError` for a folder without records or mixed protocols.
+    """
+    from bench.report.figures import write_figures
+    from bench.report.index import AGGREGATE_CSV, TABLES, index_markdown
+
+    run_dir = Path(run_dir)
+    if out is None:  # a records file (.json / .csv) gets a sibling folder
+        is_dir = run_dir.is_dir()
+        out = run_dir / "report" if is_dir else run_dir.with_name(f"{run_dir.stem}_report")
+    out = Path(out)
+    records = load_results(run_dir)
+    if records.empty:
+        raise UserError(f"{run_dir} holds no records yet; run 'rvqvae-bench run' first")
+    run_info = _run_info(run_dir)
+    summary = _in_preset_order(aggregate(records), run_info)
+    tables = build_tables(summary)
+    _check_replaceable(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    try:
+        (stage / REPORT_MARKER).write_text("written by rvqvae-bench report\n")
+        summary.to_csv(stage / AGGREGATE_CSV, index=False)
+        (stage / TABLES).mkdir()
+        for table in tables:
+            (stage / TABLES / f"{table.name}.md").write_text(table_markdown(table))
+            (stage / TABLES / f"{table.name}.tex").write_text(table_latex(table))
+        drawn, skipped = write_figures(records, summary, run_dir, stage) if figures else ([], [])
+        (stage / "README.md").write_text(
+            index_markdown(run_dir, records, summary, tables, drawn, skipped, run_info))
+        _swap_into_place(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return out
+
+
+def _run_info(run_dir: Path) -> dict:
+    """``run_dir/run.json`` as the runner wrote it (preset, command, provenance), or ``{}``."""
+    try:
+        info = json.loads((run_dir / "run.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _in_preset_order(summary, run_info: dict):
+    """Rows of models in the preset's order (tables list models this way); others after."""
+    models = (run_info.get("preset") or {}).get("models") or []
+    order = [m.get("label") or m.get("name") for m in models if isinstance(m, dict)]
+    if not order:
+        return summary
+    rank = {name: i for i, name in enumerate(order)}
+    ranks = summary["model"].map(lambda m: rank.get(m, len(rank)))
+    return summary.iloc[ranks.argsort(kind="stable")].reset_index(drop=True)
+
+
+def _check_replaceable(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or (any(out.iterdir())
+                                              and not (out / REPORT_MARKER).exists())):
+        raise UserError(
+            f"{out} exists and is not a report folder; pass another --out (a report only "
+            f"replaces a folder it wrote itself)"
+        )
+
+
+def _swap_into_place(stage: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(stage, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,317 @@
+"""Report figures (seaborn; PNG for the index, PDF for papers), one set per setting.
+
+From the records: FID/KID vs epsilon, outlier-mode rate vs epsilon and AUROC vs epsilon, one
+point per model and epsilon at the mean over seeds with ±1 sample-std error bars.
+From the per-cell files (``RUN_DIR/cells/<cell_id>/``, contract in :mod:`bench.report`): ROC
+curves per scenario (``scores.pt``), a grid of generated samples per model and epsilon
+(``samples.pt`` or ``samples.png``) and training curves (``history.json``). ROC curves and
+sample grids show the lowest seed that has the file. Whatever is missing is skipped with a note.
+
+Figures are drawn on ``matplotlib.figure.Figure`` objects (no pyplot state, no global style):
+the seaborn style applies only inside this module's ``with`` blocks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.report.aggregate import family_and_direction, setting_of
+from bench.report.tables import ARROWS
+
+FIGURES = "figures"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A written figure: ``stem`` (relative to the report folder) + ``.png`` / ``.pdf``."""
+
+    stem: str
+    title: str
+    caption: str
+
+
+def write_figures(
+    records: pd.DataFrame, aggregate: pd.DataFrame, run_dir: Path, out_dir: Path
+) -> tuple[list[Figure], list[str]]:
+    """Draw every figure the inputs allow into ``out_dir/figures``; return (figures, skip notes)."""
+    import seaborn as sns
+
+    (out_dir / FIGURES).mkdir(parents=True, exist_ok=True)
+    figures: list[Figure] = []
+    skipped: list[str] = []
+    ok = records[records["status"] == "ok"].assign(value=lambda f: f["value"].astype(float))
+    ok = ok[pd.to_numeric(ok["epsilon"], errors="coerce").notna()]
+    models = list(pd.unique(aggregate["model"]))
+    palette = dict(zip(models, sns.color_palette(n_colors=max(len(models), 1)), strict=True))
+    settings = pd.unique(aggregate.loc[aggregate["epsilon"].notna(), "setting"])
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.9):
+        for setting in settings:
+            rows = ok[ok["scenario"].map(setting_of) == setting]
+            for kind, title, match in _VERSUS_EPSILON:
+                metrics = [m for m in pd.unique(rows["metric"]) if match(m)]
+                if not metrics:
+                    skipped.append(f"{title} for {setting}: no such metric in the records")
+                    continue
+                figures.append(_versus_epsilon(
+                    rows, metrics, aggregate, palette, out_dir, f"{kind}__{setting}",
+                    f"{title} — {setting}"))
+            cells = _cells(records[records["scenario"].map(setting_of) == setting], run_dir)
+            for draw in (_roc_figures, _samples_figure, _training_figure):
+                made, notes = draw(cells, setting, palette, out_dir)
+                figures += made
+                skipped += notes
+    return figures, skipped
+
+
+def roc_curve(is_outlier: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(false-positive rates, true-positive rates, AUROC) with outliers positive, higher score =
+    more outlying; tied scores move along the diagonal (the AUROC counts ties as one half)."""
+    is_outlier = np.asarray(is_outlier, dtype=bool)
+    score = np.asarray(score, dtype=np.float64)
+    order = np.argsort(-score, kind="stable")
+    score, is_outlier = score[order], is_outlier[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(score)), len(score) - 1]
+    tps = np.cumsum(is_outlier)[last_of_tie]
+    fps = np.cumsum(~is_outlier)[last_of_tie]
+    tpr = np.r_[0.0, tps / max(tps[-1], 1)]
+    fpr = np.r_[0.0, fps / max(fps[-1], 1)]
+    return fpr, tpr, float(np.trapezoid(tpr, fpr))
+
+
+def _is(prefix: str) -> Callable[[str], bool]:
+    return lambda metric: str(metric).startswith(prefix)
+
+
+_VERSUS_EPSILON = (
+    ("fid_kid_vs_epsilon", "FID and KID vs contamination",
+     lambda m: (_is("fid_")(m) or _is("kid_")(m)) and not m.endswith("_std")),
+    ("outlier_rate_vs_epsilon", "Outlier-mode rate of samples vs contamination",
+     _is("outlier_mode_rate")),
+    ("auroc_vs_epsilon", "Outlier-detection AUROC vs contamination", _is("auroc_")),
+)
+
+
+def _versus_epsilon(rows, metrics, aggregate, palette, out_dir, stem, title) -> Figure:
+    import seaborn as sns
+    from matplotlib.figure import Figure as MplFigure
+
+    figure = MplFigure(figsize=(4.4 * len(metrics) + 1.6, 3.6), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(metrics), squeeze=False)[0])
+    for axis, metric in zip(axes, metrics, strict=True):
+        data = rows[rows["metric"] == metric].assign(
+            epsilon=lambda f: f["epsilon"].astype(float).map(lambda e: f"{e:g}"))
+        order = sorted(pd.unique(data["epsilon"]), key=float)
+        sns.pointplot(data=data, x="epsilon", y="value", hue="model", order=order,
+                      hue_order=_present_models(palette, data),
+                      palette=palette, errorbar="sd", capsize=0.08,
+                      dodge=0.35 if data["model"].nunique() > 1 else False,
+                      markers="o", markersize=5, linewidth=1.4, err_kws={"linewidth": 1.2},
+                      ax=axis)
+        direction = family_and_direction(metric)[1]
+        axis.set_title(f"{metric} {ARROWS[direction]}", fontsize=10)
+        axis.set_xlabel("contamination ε")
+        axis.set_ylabel(metric)
+        if axis is not axes[-1] and axis.get_legend() is not None:
+            axis.get_legend().remove()
+    if axes[-1].get_legend() is not None:
+        sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+    figure.suptitle(title, fontsize=11)
+    counts = aggregate.loc[aggregate["metric"].isin(metrics) & (aggregate["n"] > 0), "n"]
+    caption = (f"{title}: points are means over seeds, error bars ±1 sample std over seeds "
+               f"({_n_text(counts)} per point; no bar when n = 1). ↓ lower / ↑ higher is better.")
+    return _save(figure, out_dir, stem, title, caption)
+
+
+def _roc_figures(cells, setting, palette, out_dir):
+    from matplotlib.figure import Figure as MplFigure
+
+    figures, notes = [], []
+    for scenario in pd.unique(cells["scenario"]):
+        lowest = _lowest_seed_with(cells[cells["scenario"] == scenario], "scores.pt")
+        if lowest.empty:
+            notes.append(f"ROC curves for {scenario}: no scores.pt in its cells")
+            continue
+        curves: dict[str, list] = {}
+        order = {model: i for i, model in enumerate(palette)}
+        for cell in lowest.sort_values("model", key=lambda m: m.map(order)).itertuples():
+            scores = _load_tensor_file(cell.folder / "scores.pt")
+            modes = {"scores": scores} if "is_outlier" in scores else scores
+            for mode, data in modes.items():
+                flags = np.asarray(data["is_outlier"], dtype=bool)
+                if flags.all() or not flags.any():
+                    continue
+                for name, score in data.items():
+                    if name != "is_outlier":
+                        curves.setdefault(mode, []).append(
+                            (cell.model, name, cell.seed, *roc_curve(flags, np.asarray(score))))
+        if not curves:
+            notes.append(f"ROC curves for {scenario}: its scores.pt hold no outliers "
+                         f"(or no inliers), so ROC is undefined")
+            continue
+        figure = MplFigure(figsize=(4.6 * len(curves) + 2.4, 4.2), layout="constrained")
+        axes = figure.subplots(1, len(curves), squeeze=False)[0]
+        styles = ["-", "--", ":", "-."]
+        for axis, (mode, lines) in zip(axes, curves.items(), strict=True):
+            names = list(dict.fromkeys(line[1] for line in lines))
+            for model, name, _seed, fpr, tpr, auc in lines:
+                axis.plot(fpr, tpr, color=palette.get(model), linewidth=1.4,
+                          linestyle=styles[names.index(name) % len(styles)],
+                          label=f"{model} · {name} (AUROC {auc:.3f})")
+            axis.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle=":")
+            axis.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false-positive rate (inliers)",
+                     ylabel="true-positive rate (outliers)", title=f"{mode}")
+            axis.legend(fontsize=7, loc="lower right")
+        title = f"ROC curves — {scenario}"
+        seeds = ", ".join(sorted({str(s) for s in lowest["seed"]}))
+        caption = (f"{title}: outliers positive, higher score = more outlying; one curve per model "
+                   f"and score, seed {seeds}; dotted diagonal = chance.")
+        figures.append(_save(figure, out_dir, f"roc__{scenario}", title, caption))
+    return figures, notes
+
+
+def _samples_figure(cells, setting, palette, out_dir):
+    from matplotlib.figure import Figure as MplFigure
+
+    shown = pd.concat([_lowest_seed_with(cells, "samples.pt"),
+                       _lowest_seed_with(cells, "samples.png")]).drop_duplicates(
+        ["scenario", "model"])
+    if shown.empty:
+        return [], [f"sample grids for {setting}: no samples.pt or samples.png in its cells"]
+    models = _present_models(palette, cells)
+    epsilons = sorted(pd.unique(cells["epsilon"]))
+    figure = MplFigure(figsize=(2.3 * len(epsilons) + 1.2, 2.3 * len(models)), layout="constrained")
+    axes = figure.subplots(len(models), len(epsilons), squeeze=False)
+    for row, model in enumerate(models):
+        for col, epsilon in enumerate(epsilons):
+            axis = axes[row][col]
+            axis.set_xticks([])
+            axis.set_yticks([])
+            axis.grid(False)
+            match = shown[(shown["model"] == model) & (shown["epsilon"] == epsilon)]
+            if match.empty:
+                axis.text(0.5, 0.5, "missing", ha="center", va="center", color="grey")
+            else:
+                axis.imshow(_sample_grid(match.iloc[0].folder), cmap="gray", vmin=0, vmax=1,
+                            interpolation="nearest")
+            if row == 0:
+                axis.set_title(f"ε={epsilon:g}", fontsize=10)
+            if col == 0:
+                axis.set_ylabel(model, fontsize=10)
+    title = f"Generated samples — {setting}"
+    seeds = ", ".join(sorted({str(s) for s in shown["seed"]}))
+    caption = (f"{title}: the first 64 samples of each model (rows) at each contamination ε "
+               f"(columns), seed {seeds}.")
+    return [_save(figure, out_dir, f"samples__{setting}", title, caption, dpi=110)], []
+
+
+def _training_figure(cells, setting, palette, out_dir):
+    import seaborn as sns
+    from matplotlib.figure import Figure as MplFigure
+
+    histories = []
+    for cell in cells.itertuples():
+        path = cell.folder / "history.json"
+        if path.is_file():
+            for entry in json.loads(path.read_text()):
+                if "epoch" in entry and "loss" in entry:
+                    histories.append({"model": cell.model, "epsilon": cell.epsilon,
+                                      "seed": cell.seed, "epoch": entry["epoch"],
+                                      "loss": entry["loss"]})
+    if not histories:
+        return [], [f"training curves for {setting}: no history.json in its cells"]
+    data = pd.DataFrame(histories)
+    epsilons = sorted(pd.unique(data["epsilon"]))
+    figure = MplFigure(figsize=(4.0 * len(epsilons) + 1.6, 3.4), layout="constrained")
+    axes = figure.subplots(1, len(epsilons), squeeze=False, sharey=True)[0]
+    for axis, epsilon in zip(axes, epsilons, strict=True):
+        part = data[data["epsilon"] == epsilon]
+        sns.lineplot(data=part, x="epoch", y="loss", hue="model", palette=palette,
+                     hue_order=_present_models(palette, part), errorbar="sd", ax=axis)
+        axis.set_title(f"ε={epsilon:g}", fontsize=10)
+        if (data["loss"] > 0).all():
+            axis.set_yscale("log")
+        if axis is not axes[-1] and axis.get_legend() is not None:
+            axis.get_legend().remove()
+    if axes[-1].get_legend() is not None:
+        sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+    title = f"Training loss — {setting}"
+    counts = data.groupby(["model", "epsilon"])["seed"].nunique()
+    caption = (f"{title}: training loss per epoch (from history.json), line = mean over seeds, "
+               f"band = ±1 sample std ({_n_text(counts)} per curve).")
+    return [_save(figure, out_dir, f"training__{setting}", title, caption)], []
+
+
+def _cells(records: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
+    """One row per cell: scenario, model, seed, epsilon and its folder of files."""
+    cells = records.dropna(subset=["cell_id"]).drop_duplicates("cell_id")
+    cells = cells[pd.to_numeric(cells["epsilon"], errors="coerce").notna()]
+    return pd.DataFrame({
+        "scenario": cells["scenario"], "model": cells["model"], "seed": cells["seed"],
+        "epsilon": cells["epsilon"].astype(float),
+        "folder": [run_dir / "cells" / str(c) for c in cells["cell_id"]],
+    })
+
+
+def _lowest_seed_with(cells: pd.DataFrame, filename: str) -> pd.DataFrame:
+    has = cells[[(folder / filename).is_file() for folder in cells["folder"]]]
+    return has.sort_values("seed").drop_duplicates(["scenario", "model"])
+
+
+def _sample_grid(folder: Path, columns: int = 8, pad: int = 2) -> np.ndarray:
+    """The first 64 samples tiled 8 x 8 (grey, [0, 1]); a saved ``samples.png`` as it is."""
+    if not (folder / "samples.pt").is_file():
+        from matplotlib.image import imread
+
+        image = imread(folder / "samples.png")
+        return image[..., :3].mean(-1) if image.ndim == 3 else image
+    images = np.asarray(_load_tensor_file(folder / "samples.pt"), dtype=np.float32)[:64]
+    images = images.mean(1) if images.ndim == 4 else images  # N x H x W
+    if images.size and images.max() > 1.5:  # uint8 pixels despite the contract
+        images = images / 255.0
+    n, height, width = images.shape
+    rows = math.ceil(n / columns)
+    grid = np.ones((rows * (height + pad) + pad, columns * (width + pad) + pad), np.float32)
+    for i, image in enumerate(images.clip(0, 1)):
+        top, left = pad + (i // columns) * (height + pad), pad + (i % columns) * (width + pad)
+        grid[top:top + height, left:left + width] = image
+    return grid
+
+
+def _load_tensor_file(path: Path):
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _present_models(palette: dict, data: pd.DataFrame) -> list[str]:
+    """The models of ``data`` in report order (the palette's), for legends in that order."""
+    present = set(data["model"])
+    return [model for model in palette if model in present]
+
+
+def _save(figure, out_dir: Path, stem: str, title: str, caption: str, dpi: int = 150) -> Figure:
+    stem = f"{FIGURES}/{_slug(stem)}"
+    for suffix in (".png", ".pdf"):
+        figure.savefig(out_dir / f"{stem}{suffix}", dpi=dpi, bbox_inches="tight")
+    return Figure(stem, title, caption)
+
+
+def _n_text(counts) -> str:
+    counts = list(counts)
+    if not counts:
+        return "n = 0 seeds"
+    low, high = int(min(counts)), int(max(counts))
+    if low == high:
+        return f"n = {low} seed" + ("s" if low != 1 else "")
+    return f"n = {low}–{high} seeds"
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-+@" else "-" for c in text)
