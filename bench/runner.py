@@ -153,11 +153,8 @@ def _evaluate(preset: Preset, model, data, scenario, seed: int, cell_dir: Path) 
 
 
 def _sized(scenario, preset: Preset):
-    changes = {}
-    if preset.train_size is not None:
-        changes["train_size"] = preset.train_size
-    if preset.test_size is not None:
-        changes["test_size"] = preset.test_size
+    sizes = ("train_size", "test_size", "clean_test_size")
+    changes = {k: getattr(preset, k) for k in sizes if getattr(preset, k) is not None}
     return scenario.with_(**changes) if changes else scenario
 
 

@@ -32,7 +32,8 @@ class ModelSpec:
 class Preset:
     """A grid: every scenario x every model x every seed, and how to evaluate each cell.
 
-    ``train_size`` / ``test_size`` override the scenarios' own sizes when set.
+    ``train_size``, ``test_size`` (per side of the mixed test split) and ``clean_test_size``
+    (the FID reference and reconstruction set) override the scenarios' own sizes when set.
     ``n_samples`` generated images per cell feed FID/KID and the outlier-mode rate, with
     each feature extractor in ``extractors``. ``contamination_known`` passes the
     scenario's epsilon to robust models as their epsilon-hat (otherwise they estimate it).
@@ -45,6 +46,7 @@ class Preset:
     seeds: tuple[int, ...] = (0,)
     train_size: int | None = None
     test_size: int | None = None
+    clean_test_size: int | None = None
     n_samples: int = 1000
     extractors: tuple[str, ...] = ("domain",)
     contamination_known: bool = True

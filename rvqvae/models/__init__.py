@@ -1,8 +1,10 @@
 """Registered generative models: ``create_model(name, **options)`` builds any of them.
 
-Importing this package registers the built-in models.
+Importing this package registers the built-in models: ``vqvae``, ``rvqvae``,
+``trimmed-vqvae``, ``oracle-vqvae``, ``nsvae`` and ``vae``.
 """
 
+from rvqvae.models import nsvae, rvqvae, trimmed, vqvae  # noqa: F401  (registration)
 from rvqvae.models.base import (
     MODELS,
     GenerativeModel,

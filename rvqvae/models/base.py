@@ -134,7 +134,8 @@ def create_model(name: str, **overrides: Any) -> GenerativeModel:
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise UserError(
-            f"model {name!r} has no option(s) {', '.join(unknown)}; options: {', '.join(sorted(fields))}"
+            f"model {name!r} has no option(s) {', '.join(unknown)}; "
+            f"options: {', '.join(sorted(fields))}"
         )
     return model_cls(**overrides)
 

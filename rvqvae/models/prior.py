@@ -1,0 +1,166 @@
+"""A gated PixelCNN prior over a grid of codebook indices (van den Oord et al. 2016).
+
+The VQ models sample by drawing a latent index grid (e.g. 7x7) from this prior and decoding it.
+The network follows "Conditional Image Generation with PixelCNN Decoders" without the class
+conditioning: an embedding of the K indices feeds a **vertical stack** (sees the rows above) and
+a **horizontal stack** (sees the pixels to the left in the current row, plus the vertical stack),
+each layer a gated unit ``tanh(a) * sigmoid(b)``. The first layer is masked type A (a position
+never sees its own index), the others type B. Logits at grid position p depend only on the
+indices at positions before p in raster order; with ``layers * (kernel // 2) >= side - 1`` they
+depend on *all* of them.
+
+>>> prior = GatedPixelCNN(num_codes=128)
+>>> history = prior.fit(codes, epochs=5, generator=torch.Generator().manual_seed(0))
+>>> grid = prior.sample(16, (7, 7), generator=torch.Generator().manual_seed(1))
+>>> prior.nll(grid)                                   # (16,) nats per grid
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class GatedPixelCNN(nn.Module):
+    """Autoregressive model ``p(c) = prod_p p(c_p | c_<p)`` of ``N x h x w`` index grids."""
+
+    def __init__(self, num_codes: int, *, channels: int = 32, layers: int = 3, kernel: int = 5):
+        super().__init__()
+        if kernel < 3 or kernel % 2 == 0:
+            raise ValueError(f"prior kernel must be odd and >= 3, got {kernel}")
+        if layers < 1:
+            raise ValueError(f"prior layers must be >= 1, got {layers}")
+        self.num_codes = num_codes
+        self.embedding = nn.Embedding(num_codes, channels)
+        self.layers = nn.ModuleList(
+            GatedMaskedConv(channels, kernel, first=(i == 0)) for i in range(layers)
+        )
+        self.head = nn.Sequential(
+            nn.Conv2d(channels, 2 * channels, 1), nn.ReLU(), nn.Conv2d(2 * channels, num_codes, 1)
+        )
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        """Logits ``N x K x h x w``; position p's logits depend only on indices before p."""
+        x = self.embedding(codes).permute(0, 3, 1, 2)
+        vertical, horizontal = x, x
+        for layer in self.layers:
+            vertical, horizontal = layer(vertical, horizontal)
+        return self.head(horizontal)
+
+    def nll(self, codes: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+        """Negative log-likelihood of each grid in nats (sum over its positions), shape ``(N,)``."""
+        out = []
+        with torch.no_grad():
+            for start in range(0, codes.shape[0], batch_size):
+                chunk = codes[start:start + batch_size]
+                loss = F.cross_entropy(self(chunk), chunk, reduction="none")
+                out.append(loss.flatten(1).sum(1))
+        return torch.cat(out) if out else torch.zeros(0)
+
+    def sample(
+        self, n: int, shape: tuple[int, int], *, generator: torch.Generator | None = None,
+        batch_size: int = 1024,
+    ) -> torch.Tensor:
+        """``n`` index grids of ``shape`` drawn position by position in raster order.
+
+        Reproducible: the same ``generator`` state gives the same grids (on CPU).
+        """
+        height, width = shape
+        grids = []
+        with torch.no_grad():
+            for start in range(0, n, batch_size):
+                count = min(batch_size, n - start)
+                codes = torch.zeros(count, height, width, dtype=torch.long)
+                for row in range(height):
+                    for col in range(width):
+                        # rows below `row` cannot influence it: feed only rows 0..row
+                        logits = self(codes[:, :row + 1])[:, :, row, col]
+                        probs = F.softmax(logits, dim=1)
+                        codes[:, row, col] = torch.multinomial(probs, 1, generator=generator)[:, 0]
+                grids.append(codes)
+        return torch.cat(grids) if grids else torch.zeros(0, height, width, dtype=torch.long)
+
+    def fit(
+        self, codes: torch.Tensor, *, epochs: int = 10, batch_size: int = 64, lr: float = 3e-3,
+        generator: torch.Generator | None = None,
+    ) -> list[dict[str, Any]]:
+        """Train by cross-entropy on ``codes`` (``N x h x w`` int64) with Adam.
+
+        Batches are drawn in an order fixed by ``generator``. Returns one dict per epoch with
+        ``epoch`` and ``loss`` (mean NLL per grid, nats).
+        """
+        optimizer = torch.optim.Adam(self.parameters(), lr=lr)
+        history = []
+        was_training = self.training
+        self.train()
+        for epoch in range(epochs):
+            order = torch.randperm(codes.shape[0], generator=generator)
+            total = 0.0
+            for start in range(0, len(order), batch_size):
+                batch = codes[order[start:start + batch_size]]
+                loss = F.cross_entropy(self(batch), batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * batch.numel()
+            # cross_entropy averages over positions; total / N is the mean NLL of one grid
+            history.append({"epoch": epoch, "loss": total / max(1, codes.shape[0])})
+        self.train(was_training)
+        return history
+
+
+class GatedMaskedConv(nn.Module):
+    """One gated layer: vertical stack (rows above) and horizontal stack (left in the row).
+
+    The vertical convolution has a ``(k//2 + 1) x k`` kernel padded so output row i sees input
+    rows ``i - k//2 .. i``; in the first layer the last kernel row is masked, so the vertical
+    stack at row i depends on image rows ``< i`` only, in every layer. The horizontal convolution
+    ``1 x (k//2 + 1)`` sees columns ``j - k//2 .. j``; in the first layer (type A) its last
+    column is masked and there is no residual connection, so position p never sees itself.
+    """
+
+    def __init__(self, channels: int, kernel: int, *, first: bool):
+        super().__init__()
+        half = kernel // 2
+        self.first = first
+        self.vertical = nn.Conv2d(channels, 2 * channels, (half + 1, kernel), padding=(half, half))
+        self.vertical_to_horizontal = nn.Conv2d(2 * channels, 2 * channels, 1)
+        self.horizontal = nn.Conv2d(channels, 2 * channels, (1, half + 1), padding=(0, half))
+        self.horizontal_out = nn.Conv2d(channels, channels, 1)
+        vertical_mask = torch.ones_like(self.vertical.weight)
+        horizontal_mask = torch.ones_like(self.horizontal.weight)
+        if first:
+            vertical_mask[:, :, -1] = 0
+            horizontal_mask[:, :, :, -1] = 0
+        self.register_buffer("vertical_mask", vertical_mask, persistent=False)
+        self.register_buffer("horizontal_mask", horizontal_mask, persistent=False)
+
+    def forward(
+        self, vertical_in: torch.Tensor, horizontal_in: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        height, width = vertical_in.shape[-2:]
+        vertical = F.conv2d(
+            vertical_in, self.vertical.weight * self.vertical_mask, self.vertical.bias,
+            padding=self.vertical.padding,
+        )[:, :, :height, :]
+        horizontal = F.conv2d(
+            horizontal_in, self.horizontal.weight * self.horizontal_mask, self.horizontal.bias,
+            padding=self.horizontal.padding,
+        )[:, :, :, :width]
+        # In the first layer the vertical features at row i already exclude row i; in later
+        # layers they are built from such features, so feeding them to row i leaks nothing.
+        vertical_out = _gate(vertical)
+        horizontal_out = self.horizontal_out(
+            _gate(horizontal + self.vertical_to_horizontal(vertical))
+        )
+        if not self.first:
+            horizontal_out = horizontal_out + horizontal_in
+        return vertical_out, horizontal_out
+
+
+def _gate(x: torch.Tensor) -> torch.Tensor:
+    a, b = x.chunk(2, dim=1)
+    return torch.tanh(a) * torch.sigmoid(b)

@@ -1,0 +1,87 @@
+"""The gated PixelCNN prior: causality and receptive field, normalisation, sampling, training."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from rvqvae.models.prior import GatedPixelCNN
+
+
+def _prior(num_codes=6, **kwargs) -> GatedPixelCNN:
+    torch.manual_seed(0)
+    return GatedPixelCNN(num_codes, **{"channels": 8, "layers": 3, "kernel": 5, **kwargs}).double()
+
+
+@pytest.mark.parametrize("position", [(0, 0), (0, 3), (2, 6), (3, 3), (5, 0), (6, 5)])
+def test_logits_depend_exactly_on_earlier_positions_in_raster_order(position):
+    """Changing the code at p leaves logits at every q <= p unchanged and changes every q > p
+    (3 layers of kernel 5 see the whole 7x7 past)."""
+    prior = _prior()
+    generator = torch.Generator().manual_seed(1)
+    codes = torch.randint(6, (4, 7, 7), generator=generator)
+    changed = codes.clone()
+    row, col = position
+    changed[:, row, col] = (codes[:, row, col] + 1) % 6
+    with torch.no_grad():
+        before, after = prior(codes), prior(changed)
+    diff = (before - after).abs().amax(dim=(0, 1))  # 7 x 7
+    p = row * 7 + col
+    for r, c in itertools.product(range(7), range(7)):
+        q = r * 7 + c
+        if q <= p:
+            assert diff[r, c] < 1e-12, f"logits at {(r, c)} changed when code at {position} did"
+        else:
+            assert diff[r, c] > 1e-6, f"logits at {(r, c)} do not see the code at {position}"
+
+
+def test_probabilities_of_all_grids_sum_to_one():
+    """An autoregressive model is normalised only if it is causal: sum over all 3^4 grids = 1."""
+    prior = _prior(num_codes=3)
+    grids = torch.tensor(list(itertools.product(range(3), repeat=4))).view(-1, 2, 2)
+    total = torch.exp(-prior.nll(grids)).sum()
+    assert total.item() == pytest.approx(1.0, abs=1e-9)
+
+
+def test_samples_follow_the_model_distribution():
+    prior = _prior(num_codes=2)
+    grids = torch.tensor(list(itertools.product(range(2), repeat=3))).view(-1, 1, 3)
+    probs = torch.exp(-prior.nll(grids))
+    samples = prior.float().sample(10000, (1, 3), generator=torch.Generator().manual_seed(0))
+    index = (samples.view(-1, 3) * torch.tensor([4, 2, 1])).sum(1)
+    freq = torch.bincount(index, minlength=8).double() / 10000
+    # 4 standard errors of a binomial proportion
+    tolerance = 4 * torch.sqrt(probs * (1 - probs) / 10000)
+    assert torch.all((freq - probs).abs() <= tolerance), (freq, probs)
+
+
+def test_sampling_is_reproducible_from_the_generator():
+    prior = _prior().float()
+    first = prior.sample(5, (7, 7), generator=torch.Generator().manual_seed(3))
+    again = prior.sample(5, (7, 7), generator=torch.Generator().manual_seed(3))
+    other = prior.sample(5, (7, 7), generator=torch.Generator().manual_seed(4))
+    assert first.shape == (5, 7, 7) and first.dtype == torch.int64
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+
+
+def test_fit_learns_a_deterministic_pattern():
+    """Grids whose every code is fixed by its left/upper neighbour become almost certain."""
+    generator = torch.Generator().manual_seed(0)
+    first = torch.randint(4, (256, 1, 1), generator=generator)
+    offsets = torch.arange(4).view(1, 2, 2)  # code(r, c) = first + r*2 + c  (mod 4)
+    codes = (first + offsets) % 4
+    torch.manual_seed(0)
+    prior = GatedPixelCNN(4, channels=16, layers=2, kernel=3)
+    history = prior.fit(codes, epochs=20, batch_size=128, lr=2e-2, generator=generator)
+    assert [h["epoch"] for h in history] == list(range(20))
+    assert history[-1]["loss"] < history[0]["loss"]
+    # only the first code is random: the ideal NLL per grid is log(4) = 1.386 nats
+    assert prior.nll(codes).mean().item() < 1.386 + 0.15
+
+
+def test_rejects_even_kernels():
+    with pytest.raises(ValueError, match="odd"):
+        GatedPixelCNN(4, kernel=4)
