@@ -61,7 +61,8 @@ def device_name(device: str = "cpu") -> str:
                 break
     except OSError:
         pass
-    return f"cpu ({cpu}, {torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({cpu}, {threads} thread{'' if threads == 1 else 's'})"
 
 
 def config_hash(config: Any) -> str:

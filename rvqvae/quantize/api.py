@@ -1,0 +1,139 @@
+"""The public search functions: validate once, pick a backend, return ``(indices, distances)``."""
+
+from __future__ import annotations
+
+import torch
+
+from rvqvae.errors import UserError
+from rvqvae.quantize.backends import resolve_backend
+from rvqvae.quantize.chunked import CodebookPlan, compute_dtype
+
+
+def nearest(
+    x: torch.Tensor,
+    codebook: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    *,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index and squared distance of the nearest codeword for every row of ``x``.
+
+    Args:
+        x: (N, D) float tensor. N = 0 gives empty results.
+        codebook: (K, D) float tensor on x's device, K >= 1 (it is cast to x's dtype).
+        weights: None for the plain squared Euclidean distance, or a (D,) non-negative tensor
+            for the weighted one ``sum_j w_j (x_j - e_j)^2`` (RVQ-VAE uses
+            ``w = 1 / (var_j + eps)``). Zero weights are allowed.
+        backend: a name in :data:`~rvqvae.quantize.BACKENDS` or ``"auto"`` (see there).
+
+    Returns:
+        ``indices`` int64 (N,) and ``distances`` (N,) in x's dtype: the (weighted) squared
+        distance from each row to its chosen codeword, computed directly from the difference.
+
+    Ties: the lowest index wins. With the GEMM-form backends (``chunked``, ``compiled``,
+    ``triton``) a tie means *equal computed scores*; codewords whose true distances differ by
+    less than the rounding error of the expanded form (about ``eps_dtype * (|x-m|^2 + |e-m|^2)``,
+    m = codebook mean) may be chosen in either order, and the returned distance is then the exact
+    distance of the chosen near-tie, within that tolerance of the true minimum.
+
+    Raises:
+        ValueError: K = 0, or shapes that do not fit together.
+        UserError: an unknown backend, or one not available on x's device.
+    """
+    _check_pair(x, codebook)
+    if weights is not None:
+        if weights.shape != (x.shape[1],):
+            raise ValueError(
+                f"weights must have shape ({x.shape[1]},), got {tuple(weights.shape)}"
+            )
+        if bool((weights < 0).any()):
+            raise ValueError("weights must be non-negative")
+        weights = weights.to(device=x.device)
+    name, chosen = resolve_backend(backend, x.device)
+    if x.shape[0] == 0:
+        return _empty(x)
+    indices, distances = chosen.search(x, codebook.to(device=x.device, dtype=x.dtype), weights)
+    return indices, distances.to(x.dtype)
+
+
+def nearest_directional(
+    x: torch.Tensor,
+    codebook: torch.Tensor,
+    covariance: torch.Tensor,
+    *,
+    eps: float = 1e-6,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest codeword under the "variance along the residual direction" distance.
+
+    ``d(x, e) = |r|^2 / (u' S u + eps)`` with ``r = x - e``, ``u = r / |r|`` and ``S`` the (D, D)
+    symmetric positive semi-definite codebook covariance; ``d = 0`` where ``x = e``. Backends
+    with a directional form: ``chunked`` (the ``auto`` choice, two GEMMs fused into one) and
+    ``torch-cdist`` (direct broadcasting; small problems). Returns ``(indices int64 (N,),
+    distances (N,) in x's dtype)``, the distance recomputed directly for the chosen codeword;
+    lowest index wins ties.
+    """
+    _check_pair(x, codebook)
+    dim = x.shape[1]
+    if covariance.shape != (dim, dim):
+        raise ValueError(
+            f"covariance must have shape ({dim}, {dim}), got {tuple(covariance.shape)}"
+        )
+    if eps < 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    if backend == "auto":
+        backend = "chunked"
+    name, chosen = resolve_backend(backend, x.device)
+    if chosen.directional is None:
+        raise UserError(
+            f"quantizer backend {name!r} has no directional distance; "
+            "use 'chunked' or 'torch-cdist'"
+        )
+    if x.shape[0] == 0:
+        return _empty(x)
+    codebook = codebook.to(device=x.device, dtype=x.dtype)
+    covariance = covariance.to(device=x.device, dtype=x.dtype)
+    indices, distances = chosen.directional(x, codebook, covariance, eps)
+    return indices, distances.to(x.dtype)
+
+
+def pairwise_distances(
+    x: torch.Tensor, codebook: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """All (weighted) squared distances as an (N, K) tensor in x's dtype, clamped at >= 0.
+
+    Computed with the centred GEMM form (see :mod:`rvqvae.quantize.chunked`): accurate for
+    vectors far from the origin, but it materialises N x K — for small problems and soft
+    assignments. Use :func:`nearest` when only the minimum is needed.
+    """
+    _check_pair(x, codebook)
+    dtype = compute_dtype(x.dtype)
+    xs = x.to(dtype)
+    e = codebook.to(device=x.device, dtype=dtype)
+    w = None if weights is None else weights.to(device=x.device, dtype=dtype)
+    plan = CodebookPlan.build(e, w)
+    centred = xs - plan.centre
+    x_norm = (centred.square() if w is None else centred.square() * w).sum(1, keepdim=True)
+    scores = torch.addmm(plan.sqnorm, centred, plan.scaled_t, beta=1, alpha=-2)
+    return (scores + x_norm).clamp_(min=0).to(x.dtype)
+
+
+def _check_pair(x: torch.Tensor, codebook: torch.Tensor) -> None:
+    if x.dim() != 2 or codebook.dim() != 2:
+        raise ValueError(
+            f"x must be (N, D) and codebook (K, D); "
+            f"got {tuple(x.shape)} and {tuple(codebook.shape)}"
+        )
+    if codebook.shape[0] == 0:
+        raise ValueError("codebook is empty (K = 0): there is no nearest codeword")
+    if x.shape[1] != codebook.shape[1]:
+        raise ValueError(f"x has D={x.shape[1]} but codebook has D={codebook.shape[1]}")
+    if not x.is_floating_point():
+        raise ValueError(f"x must be a float tensor, got {x.dtype}")
+
+
+def _empty(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return (
+        torch.empty(0, dtype=torch.int64, device=x.device),
+        torch.empty(0, dtype=x.dtype, device=x.device),
+    )

@@ -1,0 +1,148 @@
+"""The registry of nearest-codeword search backends and the ``auto`` choice.
+
+A backend is a :class:`Backend`: a ``search(x, codebook, weights)`` function, an
+``available(device)`` check and, optionally, a ``directional(x, codebook, covariance, eps)``
+function. Backends receive validated, non-empty inputs on one device (see
+:func:`rvqvae.quantize.nearest`) and return ``(int64 indices, distances)``.
+
+Registered here:
+
+- ``torch-cdist`` the simple reference: ``torch.cdist(x', e') ** 2`` then ``argmin`` (weights by
+  scaling both sides with ``sqrt(w)``). Materialises N x K.
+- ``chunked``     the GEMM form in cache-sized row blocks (:mod:`rvqvae.quantize.chunked`).
+- ``compiled``    ``torch.compile`` of the chunked block step (:mod:`rvqvae.quantize.compiled`).
+- ``triton``      a fused distance + running-argmin Triton kernel
+  (:mod:`rvqvae.quantize.triton_kernel`); CUDA tensors, or CPU tensors when
+  ``TRITON_INTERPRET=1`` was set before Triton was imported.
+- ``auto``        CUDA: ``triton`` when available, else ``chunked``; CPU: ``chunked`` (measured at
+  or above FAISS there; ``compiled`` was 15-25% slower and costs seconds of compilation).
+
+Register your own with ``BACKENDS.register("name", Backend(...), description="...")``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from rvqvae.errors import UserError
+from rvqvae.quantize import compiled, triton_kernel
+from rvqvae.quantize.chunked import (
+    exact_distances,
+    nearest_chunked,
+    nearest_directional_chunked,
+)
+from rvqvae.registry import Registry
+
+SearchFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One way of searching: ``search`` (plain/weighted), ``available(device)``, ``directional``."""
+
+    search: SearchFn
+    available: Callable[[torch.device], bool]
+    directional: SearchFn | None = None
+
+
+BACKENDS: Registry[Backend] = Registry("quantizer backend")
+
+
+def resolve_backend(name: str, device: torch.device | str) -> tuple[str, Backend]:
+    """The concrete ``(name, Backend)`` to use for ``name`` on ``device``.
+
+    ``auto`` is resolved to a concrete backend; any other name must be registered (else a
+    :class:`UserError` listing the names) and available on the device (else a
+    :class:`UserError` saying so and naming the ones that are).
+    """
+    device = torch.device(device)
+    if name == "auto":
+        name = auto_backend_name(device)
+    backend = BACKENDS.get(name)
+    if not backend.available(device):
+        usable = ", ".join(available_backends(device))
+        raise UserError(
+            f"quantizer backend {name!r} is not available on {device.type}; "
+            f"available there: {usable}"
+        )
+    return name, backend
+
+
+def auto_backend_name(device: torch.device | str) -> str:
+    """The backend ``auto`` stands for on ``device`` (see the module docstring for why)."""
+    device = torch.device(device)
+    if device.type == "cuda" and BACKENDS.get("triton").available(device):
+        return "triton"
+    return "chunked"
+
+
+def available_backends(device: torch.device | str) -> list[str]:
+    """Names of concrete backends (``auto`` excluded) usable on ``device``."""
+    device = torch.device(device)
+    return [n for n in BACKENDS.names() if n != "auto" and BACKENDS.get(n).available(device)]
+
+
+def nearest_cdist(
+    x: torch.Tensor, codebook: torch.Tensor, weights: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.cdist(x, e) ** 2`` then ``argmin``: simple, materialises N x K."""
+    if weights is None:
+        distances = torch.cdist(x, codebook, compute_mode="donot_use_mm_for_euclid_dist")
+        indices = distances.argmin(dim=1)
+        return indices, distances.gather(1, indices[:, None]).squeeze(1).square()
+    # Centre before scaling: sqrt(w) * x rounds |x| away, which matters far from the origin.
+    root = weights.to(x.dtype).sqrt()
+    centre = codebook.mean(dim=0)
+    distances = torch.cdist(
+        (x - centre) * root, (codebook - centre) * root,
+        compute_mode="donot_use_mm_for_euclid_dist",
+    )
+    indices = distances.argmin(dim=1)
+    return indices, exact_distances(x, codebook, indices, weights.to(x.dtype))
+
+
+def nearest_directional_cdist(
+    x: torch.Tensor, codebook: torch.Tensor, covariance: torch.Tensor, eps: float = 1e-6
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Directional distance by direct broadcasting (N x K x D memory): small problems only."""
+    r = x[:, None, :] - codebook[None, :, :]
+    norm2 = r.square().sum(-1)
+    quad = ((r @ covariance) * r).sum(-1)
+    safe = torch.where(norm2 > 0, quad + eps * norm2, torch.ones_like(norm2))
+    distances = torch.where(norm2 > 0, norm2 * norm2 / safe, torch.zeros_like(norm2))
+    indices = distances.argmin(dim=1)
+    return indices, distances.gather(1, indices[:, None]).squeeze(1)
+
+
+def _always(device: torch.device) -> bool:
+    return True
+
+
+BACKENDS.register(
+    "torch-cdist",
+    Backend(nearest_cdist, _always, nearest_directional_cdist),
+    description="torch.cdist(x, e)**2 then argmin; the simple reference (materialises N x K)",
+)
+BACKENDS.register(
+    "chunked",
+    Backend(nearest_chunked, _always, nearest_directional_chunked),
+    description="GEMM form |e|^2 - 2x.e in cache-sized row blocks, centred, exact distances",
+)
+BACKENDS.register(
+    "compiled",
+    Backend(compiled.nearest_compiled, compiled.available),
+    description="torch.compile of the chunked block step (lazy, cached per shape and dtype)",
+)
+BACKENDS.register(
+    "triton",
+    Backend(triton_kernel.nearest_triton, triton_kernel.available),
+    description="fused distance + running-argmin Triton kernel streaming codeword tiles",
+)
+BACKENDS.register(
+    "auto",
+    Backend(lambda *a, **k: None, _always),  # resolved by resolve_backend, never called
+    description="CUDA: triton if available else chunked; CPU: chunked",
+)
