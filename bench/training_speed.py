@@ -1,0 +1,203 @@
+"""Training throughput of every registered model on real MNIST images (not a timed test).
+
+    python -m bench.training_speed [--models NAME[:FIELD=VALUE...] ...] [--n 2000]
+        [--epochs 1] [--repeats 3] [--threads 2] [--out results/training_speed]
+
+For each model: ``fit`` on the first ``n`` MNIST training images, ``repeats`` times (seeds
+0, 1, ...) after one untimed warm-up fit; report the median. A fit's time is split at its last
+``on_epoch`` call: before it is *training* (images/s = n x epochs / training seconds), after
+it is the *prior* (whatever ``fit`` does once the autoencoder's epochs are done, e.g. the
+PixelCNN over VQ codes; ~0 for models without one). A model spec may override config fields,
+``nsvae:decoder_channels=(32,32):decoder_strides=(2,2)`` (values are Python literals).
+Writes ``training_speed.csv`` and ``training_speed.md`` (with provenance) into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.cache import atomic_write_text
+from bench.provenance import provenance
+from rvqvae.errors import UserError
+
+COLUMNS = (
+    "model", "n_images", "epochs", "repeats", "threads", "train_s", "train_images_per_s",
+    "prior_s", "train_s_all", "prior_s_all", "error",
+)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model name plus config overrides, written ``name:field=value:...``."""
+
+    name: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> ModelSpec:
+        name, *assignments = text.split(":")
+        overrides = {}
+        for assignment in assignments:
+            key, sep, value = assignment.partition("=")
+            if not sep or not key:
+                raise UserError(
+                    f"model spec {text!r}: {assignment!r} is not FIELD=VALUE "
+                    f"(e.g. nsvae:decoder_channels=(32,32):lr=0.001)"
+                )
+            try:
+                overrides[key] = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                overrides[key] = value  # a bare word: a string option such as negatives=noise
+        return cls(name, overrides)
+
+    def __str__(self) -> str:
+        return ":".join([self.name, *(f"{k}={v if isinstance(v, str) else repr(v)}"
+                                      .replace(" ", "") for k, v in self.overrides.items())])
+
+
+def measure_training_speed(
+    spec: ModelSpec, images: torch.Tensor, *, epochs: int = 1, repeats: int = 3,
+) -> dict[str, Any]:
+    """Median training and prior seconds of ``repeats`` fits of ``spec`` on ``images`` (after
+    one untimed warm-up fit on at most 64 images), and the training images/s. The images are
+    treated as clean (``contamination=0``, no flagged outliers), so every model, the robust
+    and oracle ones included, trains on all of them."""
+    from rvqvae.models.base import create_model
+
+    clean = {"contamination": 0.0, "outlier_flags": torch.zeros(len(images), dtype=torch.bool)}
+    warm_up = {"contamination": 0.0, "outlier_flags": clean["outlier_flags"][:64]}
+    create_model(spec.name, **spec.overrides).fit(images[:64], seed=0, epochs=1, **warm_up)
+    train_times, prior_times = [], []
+    for seed in range(repeats):
+        model = create_model(spec.name, **spec.overrides)
+        last_epoch_end: list[float] = []
+        started = time.perf_counter()
+        model.fit(images, seed=seed, epochs=epochs, **clean,
+                  on_epoch=lambda record, ends=last_epoch_end: ends.append(time.perf_counter()))
+        finished = time.perf_counter()
+        split = last_epoch_end[-1] if last_epoch_end else finished
+        train_times.append(split - started)
+        prior_times.append(finished - split)
+    train_s = statistics.median(train_times)
+    return {
+        "train_s": train_s,
+        "train_images_per_s": len(images) * epochs / train_s,
+        "prior_s": statistics.median(prior_times),
+        "train_s_all": ";".join(f"{t:.3f}" for t in train_times),
+        "prior_s_all": ";".join(f"{t:.3f}" for t in prior_times),
+    }
+
+
+def run_benchmark(
+    specs: list[ModelSpec], *, n: int = 2000, epochs: int = 1, repeats: int = 3,
+    out: str | Path | None = "results/training_speed", log=print,
+) -> list[dict[str, Any]]:
+    """Measure every spec on the first ``n`` MNIST training images; one row per spec (a failed
+    model gets its error and the others go on); writes CSV + Markdown into ``out`` if given."""
+    from bench.data import load_dataset
+
+    pixels = load_dataset("mnist", "train").images[:n]
+    images = pixels.float().div(255.0)
+    rows = []
+    for spec in specs:
+        row: dict[str, Any] = {"model": str(spec), "n_images": len(images), "epochs": epochs,
+                               "repeats": repeats, "threads": torch.get_num_threads(),
+                               "error": ""}
+        try:
+            row.update(measure_training_speed(spec, images, epochs=epochs, repeats=repeats))
+        except Exception as error:  # noqa: BLE001 - one broken model must not stop the others
+            row["error"] = f"{type(error).__name__}: {error}".splitlines()[0]
+        if log is not None:
+            log(_summary(row))
+        rows.append(row)
+    if out is not None:
+        write_results(rows, Path(out))
+    return rows
+
+
+def write_results(rows: list[dict[str, Any]], out: Path) -> tuple[Path, Path]:
+    """``training_speed.csv`` (one row per model, provenance columns) and ``.md``, atomically."""
+    import pandas as pd
+
+    info = provenance("cpu")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    frame["git_sha"], frame["device"], frame["torch"], frame["timestamp"] = (
+        info["git_sha"], info["device"], info["versions"].get("torch", ""), stamp)
+    csv_path = atomic_write_text(out / "training_speed.csv", frame.to_csv(index=False))
+    md_path = atomic_write_text(out / "training_speed.md", _markdown(rows, info, stamp))
+    return csv_path, md_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.training_speed",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", metavar="SPEC",
+                        help="NAME or NAME:FIELD=VALUE:... (default: every registered model)")
+    parser.add_argument("--n", type=int, default=2000, help="MNIST training images")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="timed fits per model")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--out", default="results/training_speed", help="folder for CSV + md")
+    args = parser.parse_args(argv)
+    try:
+        import rvqvae.models  # noqa: F401  (registers the built-in models)
+        from rvqvae.models.base import MODELS, create_model
+
+        specs = [ModelSpec.parse(s) for s in (args.models or MODELS.names())]
+        for spec in specs:  # unknown names and options fail before any timing
+            create_model(spec.name, **spec.overrides)
+        torch.set_num_threads(args.threads)
+        run_benchmark(specs, n=args.n, epochs=args.epochs, repeats=args.repeats, out=args.out)
+    except UserError as error:
+        print(f"training_speed: error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {Path(args.out) / 'training_speed.csv'} and training_speed.md")
+    return 0
+
+
+def _summary(row: dict[str, Any]) -> str:
+    if row["error"]:
+        return f"{row['model']}: FAILED {row['error']}"
+    return (f"{row['model']}: {row['train_images_per_s']:.0f} images/s training "
+            f"({row['train_s']:.2f} s median), prior {row['prior_s']:.2f} s")
+
+
+def _markdown(rows: list[dict[str, Any]], info: dict[str, Any], stamp: str) -> str:
+    first = rows[0] if rows else {}
+    lines = [
+        "# Training throughput",
+        "",
+        f"`fit` on the first {first.get('n_images', 0)} MNIST training images, "
+        f"{first.get('epochs', 0)} epoch(s), median of {first.get('repeats', 0)} fits after a "
+        f"warm-up, {first.get('threads', 0)} torch threads. Training images/s excludes the "
+        "prior (time after the last epoch), shown separately.",
+        "",
+        f"- device: {info['device']}",
+        f"- git: {info['git_sha']}; torch {info['versions'].get('torch', '?')}; {stamp}",
+        "",
+        "| model | training images/s | training s | prior s | all training s |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        if row["error"]:
+            lines.append(f"| `{row['model']}` | failed: {row['error']} | | | |")
+        else:
+            lines.append(
+                f"| `{row['model']}` | {row['train_images_per_s']:.0f} | {row['train_s']:.2f} "
+                f"| {row['prior_s']:.2f} | {row['train_s_all'].replace(';', ', ')} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""``rvqvae-bench models``: every registered model with its scores and default options."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+import rvqvae.models.nsvae  # noqa: F401  (registers vae and nsvae until the package imports it)
+from bench.cli import main
+from rvqvae.errors import UserError
+from rvqvae.models.base import MODELS
+from rvqvae.models.nsvae import NSVAEConfig, VAEConfig
+
+
+def _json_rows(capsys, *names: str) -> list[dict]:
+    assert main(["models", *names, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_json_lists_every_registered_model_with_its_defaults(capsys):
+    rows = _json_rows(capsys)
+    assert [r["name"] for r in rows] == MODELS.names()
+    by_name = {r["name"]: r for r in rows}
+    for name, config in (("nsvae", NSVAEConfig()), ("vae", VAEConfig())):
+        row = by_name[name]
+        expected = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples -> lists
+        assert row["defaults"] == expected
+        assert row["default_score"] == "kl"
+        assert row["score_names"] == ["kl", "neg_elbo_per_dim"]
+        assert row["description"] == MODELS.entry(name).description
+    assert by_name["nsvae"]["defaults"]["negative_prior_shift"] == 8.0
+    assert by_name["nsvae"]["defaults"]["encoder_channels"] == [8, 16, 32, 64, 64]
+    assert "negatives" not in by_name["vae"]["defaults"]
+
+
+def test_names_select_models_in_the_given_order(capsys):
+    assert [r["name"] for r in _json_rows(capsys, "vae", "nsvae")] == ["vae", "nsvae"]
+
+
+def test_table_is_aligned_and_shows_defaults(capsys):
+    assert main(["models", "nsvae", "vae"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header, first, second = lines[:3]
+    assert header.split()[:2] == ["name", "default"]
+    column = header.index("scores")
+    assert first.startswith("nsvae") and second.startswith("vae")
+    assert first[column:].startswith("kl, neg_elbo_per_dim")
+    assert second[column:].startswith("kl, neg_elbo_per_dim")
+    text = "\n".join(lines)
+    assert "nsvae defaults:" in text and "negative_prior_shift=8," in text
+    assert "encoder_channels=(8,16,32,64,64)" in text and "lr=0.0001" in text
+
+
+def test_unknown_model_is_one_error_line_and_exit_status_2(capsys):
+    assert main(["models", "nosuchmodel"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rvqvae-bench: error: model 'nosuchmodel' is unknown; known: ")
+    assert "nsvae" in err and "\n" not in err
+
+
+
+# -- python -m bench.training_speed (its helpers; the numbers themselves are not tested) -----
+def test_training_speed_model_specs_parse_overrides():
+    from bench.training_speed import ModelSpec
+
+    spec = ModelSpec.parse("nsvae:decoder_channels=(32,32):negatives=noise:lr=0.001")
+    assert spec.name == "nsvae"
+    assert spec.overrides == {"decoder_channels": (32, 32), "negatives": "noise", "lr": 0.001}
+    assert str(spec) == "nsvae:decoder_channels=(32,32):negatives=noise:lr=0.001"
+    assert ModelSpec.parse("vae") == ModelSpec("vae", {})
+    with pytest.raises(UserError, match=r"^model spec 'vae:lr': 'lr' is not FIELD=VALUE"):
+        ModelSpec.parse("vae:lr")
+
+
+def test_training_speed_writes_csv_and_markdown(real_data, tmp_path):
+    import pandas as pd
+
+    from bench.training_speed import ModelSpec, run_benchmark
+
+    tiny = ModelSpec("vae", {"encoder_channels": (4, 8), "encoder_strides": (2, 2),
+                             "decoder_channels": (4,), "decoder_strides": (4,)})
+    broken = ModelSpec("nsvae", {"negatives": "auxiliary"})  # needs negatives: fails alone
+    rows = run_benchmark([tiny, broken], n=32, epochs=2, repeats=2, out=tmp_path, log=None)
+    assert [r["error"] for r in rows][0] == "" and rows[1]["error"].startswith("UserError: ")
+    table = pd.read_csv(tmp_path / "training_speed.csv")
+    assert list(table["model"]) == [str(tiny), str(broken)]
+    first = table.iloc[0]
+    assert first["train_images_per_s"] == pytest.approx(32 * 2 / first["train_s"])
+    assert len(first["train_s_all"].split(";")) == 2 and first["device"].startswith("cpu")
+    assert table["error"].iloc[1].startswith("UserError: nsvae with negatives='auxiliary'")
+    markdown = (tmp_path / "training_speed.md").read_text()
+    assert f"| `{tiny}` |" in markdown and "failed: UserError" in markdown
