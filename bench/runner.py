@@ -176,8 +176,8 @@ def _epoch_line(record: dict[str, Any], epochs: int | None) -> str:
 
 
 def _write_run_info(preset: Preset, run_dir: Path) -> None:
-    info = {"preset": dataclasses.asdict(preset), **provenance(preset.device),
-            "command": " ".join(sys.argv)}
+    command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])  # no machine paths
+    info = {"preset": dataclasses.asdict(preset), **provenance(preset.device), "command": command}
     _save_json(run_dir / "run.json", info)
 
 
