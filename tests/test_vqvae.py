@@ -189,3 +189,22 @@ def test_loss_falls_on_a_small_real_scenario(real_data):
     assert history[-1]["loss"] < history[0]["loss"]
     mean_image_error = (images - images.mean(0)).square().mean().item()
     assert history[-1]["recon_loss"] < 0.8 * mean_image_error  # 0.039 vs 0.8 * 0.078
+
+
+def test_two_threaded_training_is_bitwise_reproducible(real_data):
+    """Regression: gathering codewords with ``table[codes]`` back-propagates through an
+    accumulating index_put_, whose multi-threaded CPU kernel sums in varying order."""
+    from bench.scenarios import get_scenario
+
+    images = get_scenario("mnist+fmnist@0.3").with_(train_size=600).build(0).train_images
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        states = []
+        for _ in range(2):
+            model = create_model("vqvae", epochs=1, prior_epochs=0)
+            model.fit(images, seed=0)
+            states.append(model.state_dict())
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

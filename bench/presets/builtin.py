@@ -37,10 +37,13 @@ PRESETS.register("smoke", Preset(
 
 PRESETS.register("ci", Preset(
     name="ci",
-    description="CI regression gate: mnist+fmnist at epsilon 0 and 0.3, VQ-VAE vs RVQ-VAE",
+    description="CI regression gate: mnist+fmnist at epsilon 0 and 0.3, the quick preset's "
+                "five models, smaller; deterministic on CPU",
     scenarios=("mnist+fmnist@0", "mnist+fmnist@0.3"),
-    models=_models(("vqvae", "rvqvae"), vqvae={"epochs": 4}, rvqvae={"epochs": 4}),
-    train_size=1500, test_size=500, n_samples=500,
+    models=_models(("vqvae", "rvqvae", "trimmed-vqvae", "nsvae", "oracle-vqvae"),
+                   nsvae={"epochs": 3, "lr": 1e-3, **_SMALL_NS_DECODER},
+                   **{name: {"epochs": 4, "prior_epochs": 3} for name in _ROBUST_VQ}),
+    train_size=1500, test_size=500, clean_test_size=2000, n_samples=500,
 ))
 
 PRESETS.register("quick", Preset(

@@ -154,7 +154,9 @@ class VQVAE(GenerativeModel):
         encoded = self.encoder(images)
         latents = _to_rows(encoded)
         codes = self._assign_codes(latents.detach(), example_ids)
-        codewords = self._code_table()[codes]
+        # index_select, not table[codes]: the backward of advanced indexing is an accumulating
+        # index_put_ whose multi-threaded CPU kernel sums in varying order (not reproducible).
+        codewords = self._code_table().index_select(0, codes)
         if self.config.codebook_update == "ema":
             codebook_loss = latents.new_zeros(())
         else:
