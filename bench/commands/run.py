@@ -48,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
     if args.device:
         changes["device"] = args.device
     if args.epochs:
-        changes["models"] = tuple(dataclasses.replace(m, options={**m.options, "epochs": args.epochs})
-                                  for m in preset.models)
+        changes["models"] = tuple(
+            dataclasses.replace(m, options={**m.options, "epochs": args.epochs})
+            for m in preset.models)
     preset = dataclasses.replace(preset, **changes)
     if preset.device == "cuda":
         import torch
@@ -58,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
                             f"pass --device cpu to run it on the CPU (slow)")
     _check_names(preset)
     summary = run_preset(preset, args.out, progress=not args.quiet)
-    print(f"{len(summary.finished)} cell(s) finished, {len(summary.skipped)} skipped (done before), "
-          f"{len(summary.failed)} failed; records in {summary.run_dir}", file=sys.stderr)
+    print(f"{len(summary.finished)} cell(s) finished, {len(summary.skipped)} skipped "
+          f"(done before), {len(summary.failed)} failed; records in {summary.run_dir}",
+          file=sys.stderr)
     return 1 if summary.failed else 0
 
 

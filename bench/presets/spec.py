@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
