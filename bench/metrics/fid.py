@@ -40,40 +40,14 @@ KID_SUBSET_SIZE = 1000  # torch-fidelity's default
 KID_SUBSETS = 100
 
 
-def generation_metrics(
-    samples: torch.Tensor,
-    reference: torch.Tensor,
-    *,
-    extractor: str | FeatureExtractorSpec | DomainClassifier = "domain",
-    domain: DomainClassifier | None = None,
-    reference_key: str | None = None,
-    kid_subset_size: int | None = None,
-    kid_subsets: int = KID_SUBSETS,
-    batch_size: int = 256,
-    cache: bool = True,
-    device: str = "cpu",
-    seed: int = 2020,
-) -> dict[str, float]:
+def generation_metrics(samples: torch.Tensor, reference: torch.Tensor, **options: Any
+                       ) -> dict[str, float]:
     """``fid_<label>_<n>``, ``kid_<label>_<n>``, ``kid_<label>_<n>_std``: samples vs reference.
 
-    ``extractor`` is a name from ``EXTRACTORS`` (``domain`` needs ``domain=``), a spec or a
-    domain classifier. ``seed`` drives KID's subset choice. See the module docstring for the
-    uint8 conversion, reference caching and small-n behaviour.
+    Takes the keyword options of :func:`generation_metrics_with_protocol` and returns its
+    values without the protocol.
     """
-    values, _ = generation_metrics_with_protocol(
-        samples,
-        reference,
-        extractor=extractor,
-        domain=domain,
-        reference_key=reference_key,
-        kid_subset_size=kid_subset_size,
-        kid_subsets=kid_subsets,
-        batch_size=batch_size,
-        cache=cache,
-        device=device,
-        seed=seed,
-    )
-    return values
+    return generation_metrics_with_protocol(samples, reference, **options)[0]
 
 
 def generation_metrics_with_protocol(
@@ -90,7 +64,12 @@ def generation_metrics_with_protocol(
     device: str = "cpu",
     seed: int = 2020,
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """As :func:`generation_metrics`, plus the protocol that makes the values comparable."""
+    """FID/KID of ``samples`` against ``reference``, and the protocol that makes them comparable.
+
+    ``extractor`` is a name from ``EXTRACTORS`` (``domain`` needs ``domain=``), a spec or a
+    domain classifier. ``seed`` drives KID's subset choice. See the module docstring for the
+    uint8 conversion, reference caching and small-n behaviour.
+    """
     from torch_fidelity import calculate_metrics
     from torch_fidelity.metric_fid import KEY_METRIC_FID
     from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD
