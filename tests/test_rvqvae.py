@@ -218,3 +218,27 @@ def test_loss_falls_and_split_is_reported_on_a_small_real_scenario(real_data):
     assert history[-1]["loss"] < history[0]["loss"]
     assert all(h["split_outliers"] == 100 for h in history)
     assert 0 <= history[-1]["split_precision"] <= 1
+
+
+def test_per_epoch_weights_come_from_the_data_initialised_codebooks(monkeypatch):
+    """weight_update="epoch" freezes the weights at their first use in the epoch, which on
+    epoch 0 must come after the codebooks are initialised from data (not from their random
+    U(-1/K, 1/K) start, whose variance differs by orders of magnitude)."""
+    from rvqvae.models.rvqvae import RVQVAE
+
+    images = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    model = RVQVAE(epochs=1, prior_epochs=0, weight_update="epoch", batch_size=32)
+    seen = []
+    train_epoch = model._train_epoch
+
+    def checked(*args, **kwargs):
+        frozen_inlier, frozen_outlier = model._metrics()
+        seen.append(model._epoch_metrics is not None)
+        eps = model.config.weight_epsilon
+        torch.testing.assert_close(frozen_inlier, 1 / (model.inlier_codebook.variances() + eps))
+        torch.testing.assert_close(frozen_outlier, 1 / (model.outlier_codebook.variances() + eps))
+        return train_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(model, "_train_epoch", checked)
+    model.fit(images, seed=0, contamination=0.25)
+    assert seen == [True]

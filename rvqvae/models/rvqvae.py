@@ -87,6 +87,7 @@ class RVQVAE(VQVAE):
         self._contamination: float | None = None
         self._true_flags: torch.Tensor | None = None
         self._epoch_metrics: tuple[Any, Any] | None = None
+        self._freeze_metrics = False  # weight_update="epoch": keep the first weights of an epoch
 
     # -- public ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -137,11 +138,13 @@ class RVQVAE(VQVAE):
         self._contamination = contamination
         self._true_flags = outlier_flags
         self._epoch_metrics = None
+        self._freeze_metrics = False
 
     def _start_epoch(self, epoch: int, images: torch.Tensor, generator: torch.Generator):
+        # With weight_update="epoch" the weights are frozen at their first use in the epoch: not
+        # here, because on epoch 0 the codebooks are initialised from data only after this hook.
         self._epoch_metrics = None
-        if self.config.weight_update == "epoch":
-            self._epoch_metrics = self._metrics()
+        self._freeze_metrics = self.config.weight_update == "epoch"
         return torch.arange(images.shape[0]), {}
 
     def _assign_codes(
@@ -161,6 +164,7 @@ class RVQVAE(VQVAE):
     def _end_epoch(self, epoch: int, images: torch.Tensor, generator: torch.Generator
                    ) -> dict[str, Any]:
         self._epoch_metrics = None  # the split (and inference) use the codebooks as they are now
+        self._freeze_metrics = False
         if epoch + 1 < self.config.warmup_epochs:
             return {}
         return self._resplit(images)
@@ -189,7 +193,11 @@ class RVQVAE(VQVAE):
         eps = self.config.weight_epsilon
         books = (self.inlier_codebook, self.outlier_codebook)
         if self.config.weighting == "coordinate":
-            return tuple(1.0 / (book.variances() + eps) for book in books)
-        if self.config.weighting == "direction":
-            return tuple(book.covariance() for book in books)
-        return (None, None)
+            metrics = tuple(1.0 / (book.variances() + eps) for book in books)
+        elif self.config.weighting == "direction":
+            metrics = tuple(book.covariance() for book in books)
+        else:
+            metrics = (None, None)
+        if self._freeze_metrics:
+            self._epoch_metrics = metrics
+        return metrics
