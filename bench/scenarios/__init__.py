@@ -29,6 +29,7 @@ from bench.scenarios.spec import (
     ScenarioData,
     format_epsilon,
     outlier_count,
+    synthetic_images,
 )
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "GAUSSIAN_STD",
     "SCENARIOS",
     "SYNTHETIC",
+    "synthetic_images",
     "Drawn",
     "Scenario",
     "ScenarioData",

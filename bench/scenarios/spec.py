@@ -51,6 +51,21 @@ def format_epsilon(epsilon: float) -> str:
     return f"{epsilon:g}"
 
 
+def synthetic_images(kind: str, count: int, shape: tuple[int, ...],
+                     generator: torch.Generator) -> torch.Tensor:
+    """``count`` uint8 images of ``shape`` (C x H x W) of a synthetic outlier source.
+
+    ``uniform-noise``: every pixel uniform over the 256 levels; ``gaussian-noise``:
+    N(GAUSSIAN_MEAN, GAUSSIAN_STD^2) in [0, 1] units, clipped, rounded to the 256 levels.
+    """
+    if kind == "uniform-noise":
+        return torch.randint(0, 256, (count, *shape), generator=generator, dtype=torch.uint8)
+    if kind == "gaussian-noise":
+        noise = torch.randn((count, *shape), generator=generator) * GAUSSIAN_STD + GAUSSIAN_MEAN
+        return noise.clamp(0, 1).mul(255).round().to(torch.uint8)
+    raise ValueError(f"synthetic source {kind!r} is unknown; known: {', '.join(SYNTHETIC)}")
+
+
 @dataclass(frozen=True)
 class Scenario:
     """An inlier dataset, an outlier source and a contamination rate (see the module doc)."""
@@ -156,12 +171,8 @@ class Scenario:
         if self.outlier_kind != "synthetic":
             source = load_dataset(self.outlier_dataset, split)
             return _draw(source, self.outlier_classes, count, generator, f"outlier {split} images")
-        shape = (count, *DATASETS.get(self.inlier).image_shape)
-        if self.outlier == "uniform-noise":
-            images = torch.randint(0, 256, shape, generator=generator, dtype=torch.uint8)
-        else:
-            noise = torch.randn(shape, generator=generator) * GAUSSIAN_STD + GAUSSIAN_MEAN
-            images = noise.clamp(0, 1).mul(255).round().to(torch.uint8)
+        images = synthetic_images(self.outlier, count, DATASETS.get(self.inlier).image_shape,
+                                  generator)
         return images, torch.full((count,), -1, dtype=torch.int64), torch.arange(count)
 
     def _available_outliers(self, split: str) -> int:
