@@ -83,7 +83,6 @@ def run_preset(
             rows = [_failed_row(scenario_name, spec, seed, error)]
             status = "failed"
             log(f"{prefix}: FAILED: {rows[0]['error']}")
-            (run_dir / "cells").mkdir(parents=True, exist_ok=True)
             atomic_write_text(run_dir / "cells" / f"{cell}.traceback.txt", traceback.format_exc())
         wall = time.perf_counter() - start
         stamp = {"cell_id": cell, "wall_s": round(wall, 3), **provenance(preset.device)}
@@ -113,7 +112,6 @@ def _run_cell(preset, scenario, data, spec: ModelSpec, seed: int, cell_dir: Path
         on_epoch=(lambda rec: log(_epoch_line(rec, epochs))) if progress else None,
     )
     fit_seconds = time.perf_counter() - fit_start
-    cell_dir.mkdir(parents=True, exist_ok=True)
     model.save(cell_dir / "model.pt")
     _save_json(cell_dir / "history.json", history)
 
@@ -182,8 +180,7 @@ def _write_run_info(preset: Preset, run_dir: Path) -> None:
 
 
 def _save_json(path: Path, payload: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=1, default=_jsonable) + "\n")
+    atomic_write_text(path, json.dumps(payload, indent=1, default=_jsonable) + "\n")
 
 
 def _jsonable(value: Any) -> Any:
