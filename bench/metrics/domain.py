@@ -4,13 +4,16 @@ It serves two metrics. Its 128-d penultimate features are the fast ``domain`` ex
 FID/KID (seconds on a CPU, where Inception needs ~0.4 s per image), and its predictions give
 the outlier-mode rate (the share of generated samples that land in outlier classes).
 
-``domain_classifier(("mnist", "fmnist"))`` trains on the labelled TRAIN splits of the named
-datasets, one class per (dataset, label): 20 classes for MNIST + Fashion-MNIST. With
+``domain_classifier(("mnist", "fmnist"))`` is a classifier of the labelled TRAIN splits of the
+named datasets, one class per (dataset, label): 20 classes for MNIST + Fashion-MNIST. With
 ``noise_class=True`` one more class holds uniform and Gaussian pixel noise (for the synthetic
-noise scenarios). Training is seeded and takes seconds (``per_class`` images per class,
-``epochs`` passes); the weights are cached in ``cache_dir("domain")`` under a key of the
-datasets, noise flag, seed, recipe and ``ARCH_VERSION``. Test accuracy (on the datasets' test
-splits) and training time are kept in ``.report``.
+noise scenarios). The classifiers the registered scenarios need ship with the package, trained
+once (:mod:`bench.metrics.domain_pinned`), so these metrics mean the same on every machine.
+Any other dataset set, seed or recipe is trained here (seeded, seconds: ``per_class`` images
+per class, ``epochs`` passes) and cached in ``cache_dir("domain")`` under a key of the
+datasets, noise flag, seed, recipe and ``ARCH_VERSION``; its ``source`` is ``local``, and its
+weights, bitwise reproducible on one machine, differ between CPU types. Test accuracy (on the
+datasets' test splits) and training time are kept in ``.report``.
 
 ``fid_domain`` is NOT comparable to published FID: it measures distances in this network's
 feature space, which depends on the training datasets, the recipe and the seed (all recorded in
@@ -22,8 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,6 +37,7 @@ from torch import nn
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
 from bench.cache import atomic_path, cache_dir
+from bench.metrics.domain_pinned import load_pinned_state, pinned_entry, source_label
 from bench.provenance import config_hash
 
 ARCH_VERSION = 1
@@ -57,15 +63,31 @@ def domain_classifier(
     noise_class: bool = False,
     recipe: DomainRecipe = DomainRecipe(),
     loader: DatasetLoader | None = None,
+    pinned: bool = True,
 ) -> DomainClassifier:
-    """The trained classifier for ``datasets`` (loaded from the cache, or trained and cached).
+    """The classifier for ``datasets``: pinned package weights, else the local cache, else trained.
 
-    Same arguments -> the same weights (on the same machine). ``loader`` defaults to
+    With ``pinned`` (the default), a classifier shipped with the package
+    (:mod:`bench.metrics.domain_pinned`) is used when one matches the datasets (any order),
+    noise flag, seed and recipe: the same weights on every machine, ``source`` names them.
+    Otherwise the classifier is trained here (``source == "local"``) and cached; same arguments
+    -> the same weights on the same machine only. ``loader`` defaults to
     ``bench.data.load_dataset``.
     """
     datasets = tuple(datasets)
     if not datasets:
         raise ValueError("domain_classifier needs at least one dataset")
+    entry = pinned_entry(datasets, noise_class, seed, asdict(recipe)) if pinned else None
+    if entry is not None:
+        key = source_label(entry)
+        if key not in _LOADED_BY_KEY:
+            classifier = DomainClassifier(
+                tuple(entry["datasets"]), entry["class_names"], noise_class=noise_class
+            )
+            classifier.load_state_dict(load_pinned_state(entry))
+            classifier.report = dict(entry["report"])
+            _LOADED_BY_KEY[key] = _ready(classifier, key, source=key)
+        return _LOADED_BY_KEY[key]
     key = config_hash(
         {
             "datasets": datasets,
@@ -81,12 +103,8 @@ def domain_classifier(
     if key in _LOADED_BY_KEY:
         return _LOADED_BY_KEY[key]
     path = cache_dir("domain") / f"domain-{key}.pt"
-    if path.exists():
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-        classifier = DomainClassifier(datasets, payload["class_names"], noise_class=noise_class)
-        classifier.load_state_dict(payload["state"])
-        classifier.report = payload["report"]
-    else:
+    classifier = _load_cached(path, datasets, noise_class)
+    if classifier is None:
         loader = loader or _default_loader()
         classifier = _train(
             datasets, seed=seed, noise_class=noise_class, recipe=recipe, loader=loader
@@ -94,15 +112,42 @@ def domain_classifier(
         with atomic_path(path) as part:
             torch.save(
                 {
-                    "class_names": classifier.class_names,
+                    "class_names": list(classifier.class_names),
                     "state": classifier.state_dict(),
                     "report": classifier.report,
+                    "weights_hash": classifier.weights_hash,
                 },
                 part,
             )
+    _LOADED_BY_KEY[key] = _ready(classifier, key, source="local")
+    return classifier
+
+
+def _ready(classifier: DomainClassifier, key: str, *, source: str) -> DomainClassifier:
     classifier.key = key
+    classifier.source = source
     classifier.eval().requires_grad_(False)
-    _LOADED_BY_KEY[key] = classifier
+    return classifier
+
+
+def _load_cached(path: Path, datasets, noise_class) -> DomainClassifier | None:
+    """A locally trained classifier from the cache, or None (absent, corrupt: then retrained).
+
+    Loads weights only (no code runs) and checks the stored weights hash.
+    """
+    if not path.exists():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        classifier = DomainClassifier(datasets, payload["class_names"], noise_class=noise_class)
+        classifier.load_state_dict(payload["state"])
+        classifier.report = payload["report"]
+        if classifier.weights_hash != payload.get("weights_hash"):
+            raise ValueError("the weights do not match their stored hash")
+    except Exception as error:  # corrupt or foreign cache file: say which, then retrain
+        warnings.warn(f"domain classifier cache {path} is unreadable ({error}); retraining",
+                      stacklevel=3)
+        return None
     return classifier
 
 
@@ -117,6 +162,7 @@ class DomainClassifier(nn.Module):
         self.class_names = tuple(class_names)
         self.noise_class = noise_class
         self.key = ""
+        self.source = "local"  # or "pinned-v<N>:<name>" (bench.metrics.domain_pinned)
         self.report: dict[str, Any] = {}
         self.body = nn.Sequential(
             nn.Conv2d(1, 16, 3, stride=2, padding=1),

@@ -153,6 +153,7 @@ def _outlier_mode(ctx: EvalContext) -> list[MetricValue]:
     classifier, mask = ctx.domain
     protocol = {
         "classifier": classifier.extractor_name,
+        "classifier_source": classifier.source,
         "classifier_datasets": classifier.datasets,
         "outlier_classes": [
             n for n, m in zip(classifier.class_names, mask.tolist(), strict=True) if m

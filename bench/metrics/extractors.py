@@ -34,6 +34,7 @@ class FeatureExtractorSpec:
     weights_hash: str
     feature_dim: int
     feature_layer: str | None = None  # None: the extractor's default layer for FID/KID
+    source: str = "pinned"  # where the weights come from: pinned-v<N>:<name> | local | pinned
 
 
 EXTRACTORS: Registry[Callable[..., FeatureExtractorSpec]] = Registry("feature extractor")
@@ -65,7 +66,8 @@ def _domain_extractor(*, domain: DomainClassifier | None = None, **_) -> Feature
             "domain=domain_classifier((inlier, outlier)) or use extractor='inception'"
         )
     return FeatureExtractorSpec(
-        "domain", register_with_fidelity(domain), domain.weights_hash, FEATURE_DIM, "penultimate"
+        "domain", register_with_fidelity(domain), domain.weights_hash, FEATURE_DIM, "penultimate",
+        domain.source,
     )
 
 

@@ -119,6 +119,7 @@ def generation_metrics_with_protocol(
         "extractor": spec.label,
         "extractor_name": spec.fidelity_name,
         "extractor_weights": spec.weights_hash,
+        "extractor_source": spec.source,
         "feature_layer": spec.feature_layer,
         "n_samples": n,
         "n_reference": n_ref,
