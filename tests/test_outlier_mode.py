@@ -132,6 +132,10 @@ def test_evaluate_cell_with_a_fake_model(synthetic_domain):
     assert fid.ok and fid.value > 1.0 and fid.protocol["n_reference"] == 400
     assert fid.protocol["extractor_weights"] and fid.protocol["kid_subset_size"] == 400
     assert fid.protocol["metric_code_version"] == 1
+    # 400 samples, subsets of 400: every subset is the whole sample, so the spread is undefined
+    kid_std = values["kid_domain_400_std"]
+    assert kid_std.status == "undefined" and "every KID subset holds all 400" in kid_std.reason
+    assert values["kid_domain_400"].ok
 
 
 def test_evaluate_cell_runs_only_selected_metrics_and_nan_samples_are_undefined(synthetic_domain):

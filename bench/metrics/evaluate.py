@@ -140,7 +140,13 @@ def _generation(ctx: EvalContext) -> list[MetricValue]:
         device=ctx.device,
         seed=ctx.seed,
     )
-    return [defined(name, value, **protocol) for name, value in numbers.items()]
+    whole_sample = protocol["kid_subset_size"] >= protocol["n_samples"]
+    return [
+        undefined(name, f"every KID subset holds all {protocol['n_samples']} samples: the spread "
+                  f"over subsets measures no sampling uncertainty", **protocol)
+        if whole_sample and name.endswith("_std") else defined(name, value, **protocol)
+        for name, value in numbers.items()
+    ]
 
 
 @METRICS.register(
