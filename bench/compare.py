@@ -10,41 +10,38 @@ a baseline), or a ``.json`` / ``.csv`` file of raw records (aggregated over seed
 
 Each (scenario, model, metric) gets one outcome:
 
-- ``unchanged``: |candidate - baseline| <= the metric's tolerance;
-- ``improved`` / ``regressed``: outside tolerance, in the metric's direction
-  (:mod:`bench.metrics.catalog`: FID lower is better, AUROC higher). A metric with no known
-  direction that moves outside tolerance counts as regressed. A candidate cell with any failed
-  seed, or a value that became undefined (or defined), is regressed;
+- ``unchanged``: the mean over seeds moved less than its allowance;
+- ``improved`` / ``regressed``: moved beyond it, in the metric's direction
+  (:mod:`bench.metrics.catalog`: FID lower is better, AUROC higher). The allowance is a
+  one-sided test over seeds with a floor (:mod:`bench.regression_rule`), so machine noise on
+  chaotic training does not fail the gate and a real regression does. A metric with no known
+  direction that moves beyond it counts as regressed. A candidate cell with any failed seed,
+  or a value that became undefined (or defined), is regressed;
 - ``missing``: in the baseline, not in the candidate; ``new``: the other way round;
-- ``protocol``: both have it but measured differently (extractor, sample count, metric version):
-  never compared, reported with the differing keys.
+- ``protocol``: both have it but measured differently (extractor or its weights, sample count,
+  metric code version): never compared, reported with the differing keys. Differences that
+  only say the machine differs (``MACHINE_PROTOCOL_KEYS``: thread count) are compared as usual
+  and noted; so are a different CPU, device or library versions (:func:`machine_notes`).
 
 The exit status is 1 when any cell is regressed, missing or protocol, else 0.
-
-Tolerances (``load_tolerances``) come from a TOML file, the packaged ``bench/tolerances.toml`` by
-default::
-
-    [default]                  # metrics that match no pattern
-    rel = 0.05
-    [metrics]                  # fnmatch patterns, first match in file order wins
-    "fid_*" = { rel = 0.10 }
-    "auroc_*" = { abs = 0.02 }
-
-The allowed change is ``max(abs, rel * |baseline|, std * baseline std over seeds)``; keys a
-pattern does not set are 0 (a pattern replaces the default, it does not add to it).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from bench.records import RECORD_FIELDS, load_records, load_results
+from bench.regression_rule import (  # noqa: F401  (re-exported: the gate's public API)
+    DEFAULT_TOLERANCES,
+    Tolerance,
+    Tolerances,
+    allowance,
+    load_tolerances,
+)
 from bench.report.aggregate import (
     AGGREGATE_COLUMNS,
     aggregate,
@@ -54,53 +51,23 @@ from bench.report.aggregate import (
 )
 from rvqvae.errors import UserError
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 OUTCOMES = ("protocol", "regressed", "missing", "improved", "new", "unchanged")
 FAILING = ("protocol", "regressed", "missing")
 KEY = ["scenario", "model", "metric"]
-DEFAULT_TOLERANCES = Path(__file__).resolve().parent / "tolerances.toml"  # package data
+#: protocol keys that name the machine, not the measurement: a difference is a note
+MACHINE_PROTOCOL_KEYS = ("threads",)
 COMPARISON_COLUMNS = (
     "outcome", "scenario", "model", "metric", "direction", "baseline", "candidate", "change",
     "allowed", "baseline_n", "candidate_n", "note",
 )
 
 
-@dataclass(frozen=True)
-class Tolerance:
-    """How far a value may move and still count as unchanged."""
-
-    abs: float = 0.0
-    rel: float = 0.0  # fraction of |baseline|
-    std: float = 0.0  # multiples of the baseline's std over seeds
-
-    def allowed(self, baseline: float, baseline_std: float = math.nan) -> float:
-        spread = self.std * baseline_std if math.isfinite(baseline_std) else 0.0
-        return max(self.abs, self.rel * abs(baseline), spread)
-
-
-@dataclass(frozen=True)
-class Tolerances:
-    """A default tolerance and ``(pattern, tolerance)`` overrides; the first matching wins."""
-
-    default: Tolerance = Tolerance(rel=0.05)
-    overrides: tuple[tuple[str, Tolerance], ...] = ()
-    source: str = "built-in default (rel 0.05)"
-
-    def for_metric(self, metric: str) -> Tolerance:
-        for pattern, tolerance in self.overrides:
-            if fnmatch.fnmatchcase(metric, pattern):
-                return tolerance
-        return self.default
-
-
 def compare(baseline: pd.DataFrame, candidate: pd.DataFrame,
-            tolerances: Tolerances = Tolerances()) -> pd.DataFrame:
+            tolerances: Tolerances | None = None) -> pd.DataFrame:
     """One row per (scenario, model, metric) of either side, columns ``COMPARISON_COLUMNS``,
-    sorted by outcome (``OUTCOMES`` order: problems first) then key."""
+    sorted by outcome (``OUTCOMES`` order: problems first) then key. ``tolerances`` default to
+    the built-in ones (``Tolerances()``); the CLI reads the packaged file."""
+    tolerances = tolerances or Tolerances()
     merged = baseline.merge(candidate, on=KEY, how="outer", suffixes=("_b", "_c"),
                             indicator=True)
     rows = [_compare_cell(cell, tolerances) for cell in merged.to_dict("records")]
@@ -145,7 +112,7 @@ def format_comparison(result: pd.DataFrame, *, show_unchanged: bool = True) -> s
     return "\n\n".join(sections)
 
 
-def comparison_json(result: pd.DataFrame, **context: str) -> str:
+def comparison_json(result: pd.DataFrame, **context) -> str:
     """The comparison as JSON: context, counts, exit status and every row (NaN -> null)."""
     rows = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
              for k, v in row.items()} for row in result.to_dict("records")]
@@ -166,10 +133,11 @@ def load_cells(source: str | Path) -> pd.DataFrame:
     if path.suffix not in (".csv", ".json"):
         raise UserError(f"{path} is neither a run folder nor a .csv/.json results file")
     if path.suffix == ".csv":
-        frame = pd.read_csv(path)
-        if {"mean", "n"} <= set(frame.columns) and "value" not in frame.columns:
-            return _complete_aggregate(frame, path)
-    records = pd.DataFrame(load_records(path))
+        records = _read_csv(path)
+        if {"mean", "n"} <= set(records.columns) and "value" not in records.columns:
+            return _complete_aggregate(records, path)
+    else:
+        records = pd.DataFrame(load_records(path))
     for name in RECORD_FIELDS:
         if name not in records.columns:
             records[name] = None
@@ -178,32 +146,6 @@ def load_cells(source: str | Path) -> pd.DataFrame:
         raise UserError(f"{path} has no {', '.join(missing)} column; expected result records or "
                         f"an aggregate.csv written by 'rvqvae-bench report'")
     return aggregate(records[list(RECORD_FIELDS)])
-
-
-def load_tolerances(path: str | Path | None = None) -> Tolerances:
-    """Tolerances from a TOML file (format in the module docstring).
-
-    ``None`` reads the packaged defaults, ``bench/tolerances.toml`` (also the CI gate's).
-    """
-    if path is None:
-        if not DEFAULT_TOLERANCES.is_file():
-            return Tolerances()
-        path = DEFAULT_TOLERANCES
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"tolerance file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"tolerance file {path} is not valid TOML ({error})") from None
-    unknown = sorted(set(data) - {"default", "metrics"})
-    if unknown:
-        raise UserError(f"tolerance file {path}: unknown table {unknown[0]!r}; "
-                        f"use [default] and [metrics]")
-    default = _tolerance(data.get("default", {"rel": 0.05}), path, "[default]")
-    overrides = tuple((pattern, _tolerance(value, path, f"metrics.{pattern!r}"))
-                      for pattern, value in data.get("metrics", {}).items())
-    return Tolerances(default, overrides, str(path))
 
 
 def _compare_cell(cell: dict, tolerances: Tolerances) -> dict:
@@ -220,12 +162,16 @@ def _compare_cell(cell: dict, tolerances: Tolerances) -> dict:
         return {**row, "outcome": "missing", "note": "not in the candidate"}
     if cell["_merge"] == "right_only":
         return {**row, "outcome": "new", "note": "not in the baseline"}
+    notes = []
     base_protocol, cand_protocol = _text(cell.get("protocol_b")), _text(cell.get("protocol_c"))
-    if base_protocol and cand_protocol and (
-            flatten_protocol(base_protocol) != flatten_protocol(cand_protocol)):
-        differences = protocol_differences(
-            [flatten_protocol(base_protocol), flatten_protocol(cand_protocol)])
-        return {**row, "outcome": "protocol", "note": f"baseline vs candidate: {differences}"}
+    if base_protocol and cand_protocol:
+        flat_b, flat_c = flatten_protocol(base_protocol), flatten_protocol(cand_protocol)
+        differing = {k for k in set(flat_b) | set(flat_c) if flat_b.get(k) != flat_c.get(k)}
+        if differing - set(MACHINE_PROTOCOL_KEYS):
+            differences = protocol_differences([flat_b, flat_c])
+            return {**row, "outcome": "protocol", "note": f"baseline vs candidate: {differences}"}
+        if differing:
+            notes.append("machine: " + protocol_differences([flat_b, flat_c]))
     base_status, cand_status = cell["status_b"], cell["status_c"]
     if cand_status == "failed" or _count(cell.get("n_failed_c")):
         failed = _count(cell.get("n_failed_c"))
@@ -236,20 +182,79 @@ def _compare_cell(cell: dict, tolerances: Tolerances) -> dict:
         return {**row, "outcome": outcome, "note": f"status {base_status} -> {cand_status}"}
     if cand_status != "ok":
         return {**row, "outcome": "unchanged", "note": f"{cand_status} in both"}
-    tolerance = tolerances.for_metric(metric)
-    base, cand = float(cell["mean_b"]), float(cell["mean_c"])
-    base_std = cell.get("std_b")
-    allowed = tolerance.allowed(base, math.nan if base_std is None else float(base_std))
-    row["allowed"] = allowed
-    if _count(cell.get("n_b")) != _count(cell.get("n_c")):
-        row["note"] = f"seeds: {_count(cell.get('n_b'))} in baseline, {_count(cell.get('n_c'))} now"
-    if abs(cand - base) <= allowed:
+    n_b, n_c = _count(cell.get("n_b")), _count(cell.get("n_c"))
+    change = float(cell["mean_c"]) - float(cell["mean_b"])
+    judged = allowance(tolerances.for_metric(metric), change,
+                       (float(cell["mean_b"]), _float(cell.get("std_b")), n_b),
+                       (_float(cell.get("std_c")), n_c))
+    row["allowed"] = judged.allowed
+    notes.append(f"seeds {n_b} vs {n_c}, " + (
+        "floor only (one seed each)" if judged.rule == "floor"
+        else f"{judged.rule} p={judged.p_value:.2g}"))
+    row["note"] = "; ".join(notes)
+    if abs(change) <= judged.allowed:
         return {**row, "outcome": "unchanged"}
     if direction not in ("lower", "higher"):
-        return {**row, "outcome": "regressed",
-                "note": "moved beyond tolerance; direction unknown (no metric family matches)"}
-    better = (cand < base) if direction == "lower" else (cand > base)
+        return {**row, "outcome": "regressed", "note": row["note"] +
+                "; moved beyond its allowance; direction unknown (no metric family matches)"}
+    better = (change < 0) if direction == "lower" else (change > 0)
     return {**row, "outcome": "improved" if better else "regressed"}
+
+
+def machine_notes(baseline: pd.DataFrame, candidate: pd.DataFrame) -> list[str]:
+    """Lines naming how the machines differ (device / CPU and threads, package versions).
+
+    A different machine is never a failure: the gate's allowance absorbs the noise it causes.
+    """
+    notes = []
+    devices = [_distinct(frame, "device") for frame in (baseline, candidate)]
+    if all(devices) and devices[0] != devices[1]:
+        notes.append(f"machine differs: {' / '.join(devices[0])} vs {' / '.join(devices[1])}")
+    versions = [_versions(frame) for frame in (baseline, candidate)]
+    if all(versions):
+        changed = [f"{name} {versions[0].get(name, '-')} vs {versions[1].get(name, '-')}"
+                   for name in sorted(set(versions[0]) | set(versions[1]))
+                   if versions[0].get(name) != versions[1].get(name)]
+        if changed:
+            notes.append("versions differ: " + ", ".join(changed))
+    return notes
+
+
+def _distinct(frame: pd.DataFrame, column: str) -> list[str]:
+    if column not in frame.columns:
+        return []
+    values = {part.strip() for value in frame[column].dropna() for part in str(value).split(";")}
+    return sorted(v for v in values if v)
+
+
+def _versions(frame: pd.DataFrame) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for text in _distinct(frame, "versions"):
+        try:
+            merged.update(json.loads(text))
+        except (json.JSONDecodeError, TypeError):
+            continue
+    return merged
+
+
+def _float(value) -> float:
+    try:
+        return math.nan if value is None else float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """The CSV as a frame; a truncated or malformed file is one UserError naming it."""
+    try:
+        if not path.read_bytes().endswith(b"\n"):
+            raise ValueError("it ends mid-line: truncated?")
+        frame = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError) as error:  # pandas' ParserError is a ValueError
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"{path} is not a readable CSV ({first}); regenerate it with "
+                        f"'rvqvae-bench report'") from None
+    return frame
 
 
 def _complete_aggregate(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -258,7 +263,7 @@ def _complete_aggregate(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
         raise UserError(f"{path} lacks the column(s) {', '.join(missing)}; write it with "
                         f"'rvqvae-bench report' (aggregate.csv)")
     defaults = {"status": "ok", "n": 1, "n_failed": 0, "n_undefined": 0, "std": math.nan,
-                "note": "", "protocol": ""}
+                "note": "", "protocol": "", "device": "", "versions": ""}
     for column in AGGREGATE_COLUMNS:
         if column not in frame.columns:
             frame[column] = defaults.get(column)
@@ -274,20 +279,6 @@ def _complete_aggregate(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
         raise UserError(f"{path} lists {scenario} / {model} / {metric} more than once; "
                         f"keep one row per (scenario, model, metric)")
     return frame[list(AGGREGATE_COLUMNS)]
-
-
-def _tolerance(value, path: Path, where: str) -> Tolerance:
-    if not isinstance(value, dict):
-        raise UserError(f"tolerance file {path}: {where} must be a table like {{ rel = 0.1 }}")
-    unknown = sorted(set(value) - {"abs", "rel", "std"})
-    if unknown:
-        raise UserError(f"tolerance file {path}: {where} has unknown key {unknown[0]!r}; "
-                        f"use abs, rel or std")
-    for key, number in value.items():
-        if isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0:
-            raise UserError(f"tolerance file {path}: {where} {key} must be a number >= 0, "
-                            f"got {number!r}")
-    return Tolerance(**{k: float(v) for k, v in value.items()})
 
 
 def _text(value) -> str:

@@ -26,15 +26,20 @@ def run(args: argparse.Namespace) -> int:
         format_comparison,
         load_cells,
         load_tolerances,
+        machine_notes,
     )
 
     tolerances = load_tolerances(args.tolerance)
-    result = compare(load_cells(args.baseline), load_cells(args.candidate), tolerances)
+    baseline, candidate = load_cells(args.baseline), load_cells(args.candidate)
+    result = compare(baseline, candidate, tolerances)
+    notes = machine_notes(baseline, candidate)
     if args.json:
         print(comparison_json(result, baseline=str(args.baseline),
-                              candidate=str(args.candidate), tolerances=tolerances.source))
+                              candidate=str(args.candidate), tolerances=tolerances.source,
+                              machine_notes=notes))
     else:
         print(f"baseline {args.baseline} vs candidate {args.candidate} "
-              f"(tolerances: {tolerances.source})\n")
+              f"(tolerances: {tolerances.source})")
+        print("".join(f"note: {line} (not a failure)\n" for line in notes))
         print(format_comparison(result, show_unchanged=args.show_unchanged))
     return exit_status(result)

@@ -11,7 +11,9 @@ figures' captions, ``aggregate.csv`` and ``compare``. Its columns are ``AGGREGAT
 - ``mean``, ``std`` (sample std, ddof=1; NaN for n=1), ``n`` (seeds with a value),
   ``n_failed``, ``n_undefined``, ``seeds`` (e.g. ``0,1,2``);
 - ``note``: why a value is undefined or the error line of a failed seed;
-- ``protocol``: the JSON text shared by every record of the cell.
+- ``protocol``: the JSON text shared by every record of the cell;
+- ``device``, ``versions``: where the values were computed (``; ``-joined when seeds differ),
+  so ``compare`` can say that two runs come from different machines.
 
 Records whose ``protocol`` differs inside one cell are never averaged together: a
 :class:`~rvqvae.errors.UserError` names the cell and the protocol keys that differ.
@@ -30,7 +32,7 @@ from rvqvae.errors import UserError
 
 AGGREGATE_COLUMNS = (
     "setting", "scenario", "epsilon", "model", "metric", "family", "direction", "status", "mean",
-    "std", "n", "n_failed", "n_undefined", "seeds", "note", "protocol",
+    "std", "n", "n_failed", "n_undefined", "seeds", "note", "protocol", "device", "versions",
 )
 CELL_KEY = ["scenario", "model", "metric"]
 CELL_FAILURE_METRICS = ("", "cell")  # the metric of the one record a crashed cell writes
@@ -75,6 +77,8 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
             "seeds": ",".join(str(s) for s in sorted(_seeds(cell))),
             "note": _note(cell),
             "protocol": protocol,
+            "device": _joined(cell["device"]),
+            "versions": _joined(cell["versions"]),
         })
     return pd.DataFrame(rows, columns=list(AGGREGATE_COLUMNS))
 
@@ -194,6 +198,10 @@ def _seed(seed: Any) -> Any:
         return int(seed) if float(seed).is_integer() else seed
     except (TypeError, ValueError):
         return seed
+
+
+def _joined(values: pd.Series) -> str:
+    return "; ".join(dict.fromkeys(str(v) for v in values if _present(v)))
 
 
 def _note(cell: pd.DataFrame) -> str:

@@ -1,0 +1,172 @@
+"""When does a metric's change count as a regression? A one-sided test over seeds, with a floor.
+
+Training is chaotic: another CPU's float order, another thread count or another seed set moves
+single-seed metrics far (an outlier-mode rate 0.21 -> 0.30 on unchanged code). So the gate
+compares **means over seeds** and lets the spread over seeds set how far a mean may move:
+
+    allowed = max(floor, t_(1 - level, df) * se)
+
+- ``se`` is the standard error of the difference of the two means. With >= 2 seeds on both
+  sides it is Welch's ``sqrt(s_b^2 / n_b + s_c^2 / n_c)`` with the Welch-Satterthwaite ``df``;
+  with one seed on one side, that side is assumed to share the other side's variance (pooled
+  ``s * sqrt(1 / n_b + 1 / n_c)``, ``df = n_b + n_c - 2``); with one seed on both sides there is
+  no spread to go by and only the floor applies.
+- ``level`` is the one-sided test level per metric (``DEFAULT_LEVEL`` = 0.001, a stated false
+  alarm rate of 1 in 1000 per metric under normality; a gate compares ~150 metrics).
+- ``floor = max(abs, rel * |baseline mean|)``: changes smaller than this never count, however
+  tight the seeds (identical reruns have se = 0).
+
+A change beyond ``allowed`` in the metric's bad direction is a regression, in its good
+direction an improvement. ``p`` (reported) is the one-sided p-value of the observed change.
+
+Floors and per-metric levels come from a TOML file, the packaged ``bench/tolerances.toml`` by
+default::
+
+    [gate]
+    level = 0.001              # the default one-sided test level
+    [default]                  # the floor of metrics that match no pattern
+    rel = 0.05
+    [metrics]                  # fnmatch patterns, first match in file order wins
+    "fid_*" = { rel = 0.05 }
+    "auroc_*" = { abs = 0.01, level = 0.0001 }
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from scipy import stats
+
+from rvqvae.errors import UserError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+DEFAULT_LEVEL = 0.001
+DEFAULT_TOLERANCES = Path(__file__).resolve().parent / "tolerances.toml"  # package data
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """A metric's floor (``abs``, ``rel`` of |baseline|) and one-sided test ``level``."""
+
+    abs: float = 0.0
+    rel: float = 0.0
+    level: float = DEFAULT_LEVEL
+
+    def floor(self, baseline: float) -> float:
+        return max(self.abs, self.rel * abs(baseline))
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """A default tolerance and ``(pattern, tolerance)`` overrides; the first matching wins."""
+
+    default: Tolerance = Tolerance(rel=0.05)
+    overrides: tuple[tuple[str, Tolerance], ...] = ()
+    source: str = "built-in default (rel 0.05, level 0.001)"
+
+    def for_metric(self, metric: str) -> Tolerance:
+        for pattern, tolerance in self.overrides:
+            if fnmatch.fnmatchcase(metric, pattern):
+                return tolerance
+        return self.default
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """How far a mean may move (``allowed``), and the one-sided p-value of the observed move."""
+
+    allowed: float
+    p_value: float  # NaN when there is no spread to test with
+    rule: str  # "welch", "pooled" or "floor"
+
+
+def allowance(tolerance: Tolerance, change: float, baseline: tuple[float, float, int],
+              candidate: tuple[float, int]) -> Allowance:
+    """The allowance for ``change`` = candidate mean - baseline mean.
+
+    ``baseline`` is ``(mean, std, n)``, ``candidate`` is ``(std, n)``; a std is NaN for n < 2.
+    """
+    mean_b, std_b, n_b = baseline
+    std_c, n_c = candidate
+    floor = tolerance.floor(mean_b)
+    spread = _standard_error(std_b, n_b, std_c, n_c)
+    if spread is None:
+        return Allowance(floor, math.nan, "floor")
+    se, df, rule = spread
+    if se == 0:
+        return Allowance(floor, 0.0 if change else 1.0, rule)
+    critical = float(stats.t.ppf(1 - tolerance.level, df)) * se
+    p_value = float(stats.t.sf(abs(change) / se, df))
+    return Allowance(max(floor, critical), p_value, rule)
+
+
+def _standard_error(std_b, n_b, std_c, n_c) -> tuple[float, float, str] | None:
+    var_b = std_b**2 if n_b > 1 and math.isfinite(std_b) else None
+    var_c = std_c**2 if n_c > 1 and math.isfinite(std_c) else None
+    if var_b is not None and var_c is not None:
+        se2 = var_b / n_b + var_c / n_c
+        if se2 == 0:
+            return 0.0, n_b + n_c - 2, "welch"
+        df = se2**2 / ((var_b / n_b) ** 2 / (n_b - 1) + (var_c / n_c) ** 2 / (n_c - 1))
+        return math.sqrt(se2), df, "welch"
+    shared = var_b if var_b is not None else var_c
+    if shared is None:
+        return None
+    return math.sqrt(shared * (1 / max(n_b, 1) + 1 / max(n_c, 1))), n_b + n_c - 2, "pooled"
+
+
+def load_tolerances(path: str | Path | None = None) -> Tolerances:
+    """Floors and levels from a TOML file (format in the module docstring).
+
+    ``None`` reads the packaged defaults, ``bench/tolerances.toml`` (also the CI gate's).
+    """
+    if path is None:
+        if not DEFAULT_TOLERANCES.is_file():
+            return Tolerances()
+        path = DEFAULT_TOLERANCES
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"tolerance file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"tolerance file {path} is not valid TOML ({error})") from None
+    unknown = sorted(set(data) - {"gate", "default", "metrics"})
+    if unknown:
+        raise UserError(f"tolerance file {path}: unknown table {unknown[0]!r}; "
+                        f"use [gate], [default] and [metrics]")
+    gate = data.get("gate", {})
+    if not isinstance(gate, dict) or set(gate) - {"level"}:
+        raise UserError(f"tolerance file {path}: [gate] takes only level")
+    level = _number(gate.get("level", DEFAULT_LEVEL), path, "[gate] level", below_one=True)
+    default = _tolerance(data.get("default", {"rel": 0.05}), path, "[default]", level)
+    overrides = tuple((pattern, _tolerance(value, path, f"metrics.{pattern!r}", level))
+                      for pattern, value in data.get("metrics", {}).items())
+    return Tolerances(default, overrides, str(path))
+
+
+def _tolerance(value, path: Path, where: str, level: float) -> Tolerance:
+    if not isinstance(value, dict):
+        raise UserError(f"tolerance file {path}: {where} must be a table like {{ rel = 0.1 }}")
+    unknown = sorted(set(value) - {"abs", "rel", "level"})
+    if unknown:
+        raise UserError(f"tolerance file {path}: {where} has unknown key {unknown[0]!r}; "
+                        f"use abs, rel or level")
+    numbers = {key: _number(number, path, f"{where} {key}", below_one=key == "level")
+               for key, number in value.items()}
+    return Tolerance(**{"level": level, **numbers})
+
+
+def _number(number, path: Path, where: str, *, below_one: bool = False) -> float:
+    if (isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0
+            or (below_one and not 0 < number < 1)):
+        wanted = "a number in (0, 1)" if below_one else "a number >= 0"
+        raise UserError(f"tolerance file {path}: {where} must be {wanted}, got {number!r}")
+    return float(number)
