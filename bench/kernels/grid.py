@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from rvqvae.errors import UserError
 
 HEADLINE = dict(n=65536, k=512, d=64, dtype="float32")
-"""The shape the CPU goal is stated for (DESIGN.md section 3)."""
+"""The shape the CPU goal is stated for: N = 65,536 vectors, K = 512 codewords, D = 64, fp32."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Outlier-detection metrics of outlier scores against the true flags (torchmetrics).
 
-Conventions (DESIGN.md section 2): a higher score means more outlying; outliers are the
+Conventions (README, "Metrics"): a higher score means more outlying; outliers are the
 positive class for AUROC, AUPR-out and FPR@95TPR; AUPR-in takes inliers as positive with the
 negated score. Names: ``<auroc|aupr_out|aupr_in|fpr95>_<mode>_<score>`` with mode
 ``transductive`` (scores on the contaminated training set) or ``inductive`` (held-out mixed

