@@ -33,6 +33,7 @@ def index_markdown(
         f"({len(failed)} failed), {aggregate['scenario'].nunique()} scenarios, "
         f"{aggregate['model'].nunique()} models. Generated "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", "",
+        machine_line(records), "",
         f"Every cell aggregated over seeds, full precision, long format: "
         f"[{AGGREGATE_CSV}]({AGGREGATE_CSV}) (also the baseline format of `rvqvae-bench compare`).",
         "", "## Tables", "",
@@ -52,6 +53,19 @@ def index_markdown(
         lines += [f"- {note}" for note in skipped] + [""]
     lines += ["## Provenance", ""] + _run_lines(run_info or {}) + provenance_lines(records)
     return "\n".join(lines) + "\n"
+
+
+def machine_line(records: pd.DataFrame) -> str:
+    """One line naming where and how the numbers were made: machine, seeds, torch, git."""
+    def seen(values) -> str:
+        return " / ".join(dict.fromkeys(str(v) for v in values if _present(v))) or "not recorded"
+
+    torch_versions = [json.loads(t).get("torch") if isinstance(t, str) else None
+                      for t in records["versions"] if _present(t)]
+    seeds = sorted({int(s) for s in records["seed"].dropna()})
+    shas = [str(sha)[:12] for sha in records["git_sha"] if _present(sha)]
+    return (f"Computed on `{seen(records['device'])}`; seeds {', '.join(map(str, seeds))}; "
+            f"torch {seen(torch_versions)}; git `{seen(shas)}`.")
 
 
 def provenance_lines(records: pd.DataFrame) -> list[str]:
