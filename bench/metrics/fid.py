@@ -126,7 +126,6 @@ def generation_metrics_with_protocol(
         "reference": reference_key,
         "kid_subset_size": subset,
         "kid_subsets": kid_subsets,
-        "kid_seed": seed,
     }
     return values, protocol
 

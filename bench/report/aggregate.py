@@ -209,8 +209,14 @@ def _note(cell: pd.DataFrame) -> str:
     return "; ".join(dict.fromkeys(lines))
 
 
+#: keys that earlier records carried in their protocol but that vary with the seed (KID's subset
+#: seed is the cell seed): ignored, so seeds of one cell aggregate together
+PER_SEED_KEYS = ("kid_seed",)
+
+
 def _protocol_text(protocol: Any) -> str:
-    """Canonical JSON text (sorted keys), so formatting differences never look like a mismatch."""
+    """Canonical JSON text (sorted keys, no per-seed keys), so formatting differences never look
+    like a mismatch."""
     if not _present(protocol):
         return ""
     if isinstance(protocol, str):
@@ -218,6 +224,8 @@ def _protocol_text(protocol: Any) -> str:
             protocol = json.loads(protocol)
         except json.JSONDecodeError:
             return protocol.strip()
+    if isinstance(protocol, dict):
+        protocol = {k: v for k, v in protocol.items() if k not in PER_SEED_KEYS}
     return json.dumps(protocol, sort_keys=True)
 
 

@@ -1,0 +1,65 @@
+"""The committed CI baseline and the gate's rule on its real spreads over seeds.
+
+The expensive error-rate cases (other CPU, other seeds, injected regressions that need training)
+run in tests/gate_error_rates.py; results/gate/error_rates.md quotes their outcome.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from bench.compare import compare, exit_status, load_cells, load_tolerances
+from bench.regression_rule import DEFAULT_TOLERANCES
+
+BASELINE = DEFAULT_TOLERANCES.parent.parent / "results" / "baselines" / "ci.csv"
+
+
+@pytest.fixture(scope="module")
+def baseline() -> pd.DataFrame:
+    return load_cells(BASELINE)
+
+
+def test_the_baseline_holds_five_seeds_of_every_metric_with_pinned_instruments(baseline):
+    ok = baseline[baseline["status"] == "ok"]
+    assert len(ok) > 100 and set(ok["n"]) == {5} and set(ok["seeds"]) == {"0,1,2,3,4"}
+    assert (baseline["n_failed"] == 0).all()
+    sources = set()
+    for text in baseline["protocol"].dropna():
+        protocol = json.loads(text)
+        sources |= {protocol[k] for k in ("extractor_source", "classifier_source") if k in protocol}
+    assert sources == {"pinned-v1:mnist+fmnist"}
+    assert baseline["device"].str.startswith("cpu (").all()
+
+
+def test_the_baseline_passes_against_itself(baseline):
+    assert exit_status(compare(baseline, baseline, load_tolerances())) == 0
+
+
+def _shifted(baseline, model, metric, factor):
+    """The baseline with one model's metric mean scaled, as a 3-seed candidate would show it."""
+    candidate = baseline.copy()
+    rows = (candidate["model"] == model) & (candidate["metric"] == metric)
+    candidate.loc[rows, "mean"] *= factor
+    candidate["n"] = 3
+    return candidate, rows
+
+
+@pytest.mark.parametrize("model, metric, factor", [
+    ("vqvae", "recon_mse_clean_test", 1.25),        # a worse autoencoder
+    ("oracle-vqvae", "fid_domain_500", 1.5),        # samples further from the clean inliers
+    ("rvqvae", "perplexity", 0.5),                  # half the codebook usage
+])
+def test_regressions_of_this_size_stand_out_from_the_real_spread(baseline, model, metric, factor):
+    candidate, rows = _shifted(baseline, model, metric, factor)
+    result = compare(baseline, candidate, load_tolerances())
+    regressed = result[result["outcome"] == "regressed"]
+    assert exit_status(result) == 1
+    assert set(regressed["metric"]) == {metric} and set(regressed["model"]) == {model}
+
+
+def test_small_moves_within_the_floor_pass(baseline):
+    candidate, _ = _shifted(baseline, "vqvae", "recon_mse_clean_test", 1.01)
+    assert exit_status(compare(baseline, candidate, load_tolerances())) == 0
