@@ -200,7 +200,8 @@ def test_a_legacy_per_seed_kid_seed_does_not_split_a_cell(tmp_path):
     """Records once carried KID's subset seed (= the cell seed) in their protocol."""
     run = _records_run(tmp_path, models=("vqvae",))
     for seed in (0, 1, 2):
-        _edit_cell(run, cell_id(0.2, "vqvae", seed), lambda r, s=seed: _with_protocol(r, kid_seed=s))
+        _edit_cell(run, cell_id(0.2, "vqvae", seed),
+                   lambda r, s=seed: _with_protocol(r, kid_seed=s))
     table = aggregate(load_results(run))
     fid = table[(table["metric"] == "fid_domain_2k") & (table["scenario"] == "mnist+fmnist@0.2")]
     assert fid["n"].tolist() == [3] and "kid_seed" not in fid["protocol"].iloc[0]
