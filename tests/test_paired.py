@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from bench.cli import main
 from bench.records import load_results
+from bench.report import write_report
 from bench.report.paired import (
     CLAIM_COLUMNS,
     CLAIM_SEED,
@@ -154,3 +156,39 @@ def test_other_reference_and_a_missing_reference(records):
                                         r"oracle-vqvae$"):
         paired_claims(records, "vae")
 
+
+# --- in the report ----------------------------------------------------------------------------
+
+def test_report_writes_the_claims_table_as_markdown_latex_and_csv(tmp_path, claims):
+    run = write_synthetic_run(tmp_path / "run", cell_files=False, failed=[(0.4, "nsvae", 2)])
+    out = write_report(run, tmp_path / "out", figures=False)
+    written = pd.read_csv(out / "tables" / "claims.csv")
+    pd.testing.assert_frame_equal(written, claims.reset_index(drop=True), check_dtype=False)
+    markdown = (out / "tables" / "claims.md").read_text()
+    assert "| mnist+fmnist@0.4 | rvqvae | 3 | −4.7 [−5.5, −4.3] | 0.25 | 3/0/0 | **better** |" \
+        in markdown
+    assert "| mnist+fmnist@0.4 | nsvae | 2 (+1) | −2.40 | – | 2/0/0 | n < 3: no claim |" in markdown
+    latex = (out / "tables" / "claims.tex").read_text()
+    assert r"\begin{longtable}" in latex and r"\toprule" in latex and r"\bottomrule" in latex
+    assert (r"fid\_domain\_2k $\downarrow$ & mnist+fmnist@0.4 & rvqvae & 3 & "
+            r"$-$4.7 [$-$5.5, $-$4.3] & 0.25 & 3/0/0 & better \\") in latex
+    index = (out / "README.md").read_text()
+    assert "## Paired claims" in index and markdown in index
+    assert "[CSV](tables/claims.csv)" in index
+
+
+def test_report_reference_option(tmp_path, capsys):
+    run = write_synthetic_run(tmp_path / "run", cell_files=False, models=("rvqvae", "nsvae"))
+    out = tmp_path / "out"
+    assert main(["report", str(run), "--out", str(out), "--no-figures"]) == 0
+    assert "No paired claims: the default reference model `vqvae` is not in this run" in (
+        out / "README.md").read_text()
+    assert not (out / "tables" / "claims.csv").exists()
+    assert main(["report", str(run), "--out", str(out), "--no-figures", "--reference", "vqvae"]) \
+        == 2
+    assert capsys.readouterr().err.strip() == (
+        "rvqvae-bench: error: reference model 'vqvae' is not in this run; models present: "
+        "rvqvae, nsvae")
+    assert main(["report", str(run), "--out", str(out), "--no-figures",
+                 "--reference", "nsvae"]) == 0
+    assert set(pd.read_csv(out / "tables" / "claims.csv")["model"]) == {"rvqvae"}

@@ -245,7 +245,8 @@ def test_report_writes_tables_csv_figures_and_index(report):
 def test_index_links_resolve_and_show_tables_and_provenance(report):
     index = (report / "README.md").read_text()
     links = re.findall(r"\]\(([^)]+)\)", index)
-    assert len(links) == 1 + 3 * 2 + 7 * 2  # csv, md + tex per table, png + pdf per figure
+    # csv, md + tex per table, md + tex + csv of the claims, png + pdf per figure
+    assert len(links) == 1 + 3 * 2 + 3 + 7 * 2
     for link in links:
         assert not link.startswith("/") and (report / link).is_file(), link
     # seeds 1 and 2 (offsets 0 and +1 spread): mean 10.0 + 0.4 / 2, std 0.4 / sqrt(2)
@@ -254,6 +255,8 @@ def test_index_links_resolve_and_show_tables_and_provenance(report):
     assert "`cpu (synthetic, 2 threads)` (18 cells)" in index
     assert "`cfg000000001` (rvqvae)" in index
     assert "ROC curves for mnist+fmnist@0: its scores.pt hold no outliers" in index
+    # two seeds per cell: every claim is withheld
+    assert "| mnist+fmnist@0.4 | rvqvae | 2 | −4.90 | – | 2/0/0 | n < 3: no claim |" in index
 
 
 def test_missing_cell_files_skip_their_figures_with_a_note(tmp_path):
