@@ -192,3 +192,11 @@ def test_report_reference_option(tmp_path, capsys):
     assert main(["report", str(run), "--out", str(out), "--no-figures",
                  "--reference", "nsvae"]) == 0
     assert set(pd.read_csv(out / "tables" / "claims.csv")["model"]) == {"rvqvae"}
+
+
+def test_a_run_of_the_reference_alone_writes_an_empty_claims_table(tmp_path):
+    run = write_synthetic_run(tmp_path / "run", cell_files=False, models=("vqvae",))
+    out = write_report(run, tmp_path / "out", figures=False)
+    assert pd.read_csv(out / "tables" / "claims.csv").columns.tolist() == list(CLAIM_COLUMNS)
+    assert "Nothing to compare" in (out / "tables" / "claims.md").read_text()
+    assert (out / "tables" / "claims.tex").read_text().startswith("% Paired claims: Nothing")

@@ -58,6 +58,7 @@ CLAIM_COLUMNS = (
     "mean_diff", "ci_low", "ci_high", "p_value", "wins", "ties", "losses", "verdict",
 )
 CLAIMS = "claims"  # file stem under the report's tables/
+NOTHING_TO_COMPARE = "Nothing to compare: no other model has a metric of known direction."
 
 
 def paired_claims(
@@ -157,7 +158,7 @@ def claim_text(row) -> str:
 def claims_markdown(claims: pd.DataFrame) -> str:
     """The claims as Markdown: a heading, the method, one sub-table per metric."""
     if claims.empty:
-        return "### Paired claims\n\nNo metric with a known direction to compare.\n"
+        return f"### Paired claims\n\n{NOTHING_TO_COMPARE}\n"
     reference = claims["reference"].iloc[0]
     lines = ["### Paired claims vs " + reference, "", _method(reference), ""]
     for metric in pd.unique(claims["metric"]):
@@ -178,7 +179,9 @@ def claims_markdown(claims: pd.DataFrame) -> str:
 
 def claims_latex(claims: pd.DataFrame) -> str:
     """The claims as a LaTeX ``longtable`` (booktabs rules), one row per claim."""
-    reference = claims["reference"].iloc[0] if len(claims) else DEFAULT_REFERENCE
+    if claims.empty:
+        return f"% Paired claims: {NOTHING_TO_COMPARE}\n"
+    reference = claims["reference"].iloc[0]
     body = pd.DataFrame({
         "metric": [_latex_escape(m) + (r" $\downarrow$" if d == "lower" else r" $\uparrow$")
                    for m, d in zip(claims["metric"], claims["direction"], strict=True)],
