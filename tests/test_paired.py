@@ -25,7 +25,13 @@ from bench.report.paired import (
     paired_claims,
     paired_difference,
 )
-from bench.report.synthetic import MODELS, synthetic_mean, write_synthetic_run
+from bench.report.synthetic import (
+    MODELS,
+    SEEDS,
+    cell_id,
+    synthetic_mean,
+    write_synthetic_run,
+)
 from rvqvae.errors import UserError
 
 MODEL = [0.52, 0.61, 0.47, 0.70, 0.58, 0.66]
@@ -146,6 +152,15 @@ def test_a_failed_seed_drops_its_pair_and_leaves_too_few_for_a_claim(claims):
     nsvae = claims[(claims["model"] == "nsvae") & (claims["epsilon"] == 0.4)]
     assert set(nsvae["n_pairs"]) == {2} and set(nsvae["n_dropped"]) == {1}
     assert set(nsvae["verdict"]) == {NO_CLAIM} and nsvae["ci_low"].isna().all()
+
+
+def test_no_rows_where_the_model_or_the_reference_was_not_run(tmp_path):
+    run = write_synthetic_run(tmp_path / "run", cell_files=False, models=("vqvae", "rvqvae"))
+    for epsilon, model in ((0.2, "vqvae"), (0.4, "rvqvae")):
+        for seed in SEEDS:
+            (run / "cells" / f"{cell_id(epsilon, model, seed)}.json").unlink()
+    claims = paired_claims(load_results(run))
+    assert set(claims["scenario"]) == {"mnist+fmnist@0"}
 
 
 def test_other_reference_and_a_missing_reference(records):

@@ -28,8 +28,8 @@ sample, the percentile interval (same resamples) is used instead.
 Pairs: a seed counts when both models have an ``ok``, finite value; a seed where either ran
 but has no such value (undefined, failed, crashed cell, or the other model missing that seed) is
 dropped and counted in ``n_dropped``. Only metrics with a known direction are compared, not
-spreads (``kid_*_std``), and not (scenario, metric) where neither model has a value (e.g.
-detection at ε = 0).
+spreads (``kid_*_std``), and not where either model was not run on the scenario or neither has a
+value (e.g. detection at ε = 0).
 """
 
 from __future__ import annotations
@@ -97,11 +97,11 @@ def paired_claims(
             ref = by_cell.get((scenario, reference, metric), {})
             for model in models:
                 own = by_cell.get((scenario, model, metric), {})
-                if not own and not ref:
-                    continue
-                seeds = sorted(set(own) & set(ref), key=str)
-                ran = seeds_run.get((scenario, model), set()) | seeds_run.get(
-                    (scenario, reference), set())
+                ran = seeds_run.get((scenario, model), set())
+                if not (own or ref) or not ran or (scenario, reference) not in seeds_run:
+                    continue  # nothing to compare, or one of the two not run on this scenario
+                ran |= seeds_run[(scenario, reference)]
+                seeds = sorted(set(own) & set(ref), key=lambda s: (isinstance(s, str), s))
                 stats = paired_difference(
                     [own[s] for s in seeds], [ref[s] for s in seeds], direction,
                     confidence=confidence, n_resamples=n_resamples, seed=seed)
