@@ -141,6 +141,15 @@ def test_claims_of_a_synthetic_run(claims):
                                "3/0/0")
 
 
+def test_a_bound_that_rounds_to_zero_still_shows_its_sign():
+    # a real 3-seed case: paired AUROC differences 0.019, -1.8e-7, 4.8e-7 (float32 noise)
+    row = {"model": "rvqvae", "reference": "vqvae", "metric": "auroc_inductive_recon",
+           "scenario": "mnist+fmnist@0", "epsilon": 0.0, "mean_diff": 0.006331,
+           "ci_low": 3.97e-08, "ci_high": 0.018992, "wins": 2, "ties": 0, "losses": 1}
+    assert claim_text(row) == ("rvqvae vs vqvae, auroc_inductive_recon, ε = 0: "
+                               "0.006 [4e−08, 0.019], 2/0/1")
+
+
 def test_higher_is_better_metrics_win_on_positive_differences(claims):
     row = claims[(claims["model"] == "rvqvae") & (claims["metric"] == "auroc_transductive_split")
                  & (claims["epsilon"] == 0.2)].iloc[0]

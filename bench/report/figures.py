@@ -247,6 +247,7 @@ def _split_figures(cells, setting, palette, out_dir):
     precision and recall, columns = scenarios, one line per seed."""
     import seaborn as sns
     from matplotlib.figure import Figure as MplFigure
+    from matplotlib.ticker import MaxNLocator
 
     data = _history_rows(cells, tuple(SPLIT_FIELDS))
     if data.empty:
@@ -282,6 +283,7 @@ def _split_figures(cells, setting, palette, out_dir):
                     axis.axhline(0.5, color="grey", linewidth=0.9, linestyle=":")
                 axis.set(ylim=(-0.03, 1.03), ylabel=SPLIT_FIELDS[quantity] if col == 0 else "",
                          xlabel="epoch" if row == len(quantities) - 1 else "")
+                axis.xaxis.set_major_locator(MaxNLocator(integer=True))
                 if row == 0:
                     axis.set_title(scenario, fontsize=10)
         if axes[0][-1].get_legend() is not None:

@@ -259,9 +259,12 @@ def _interval_text(row) -> str:
 
 
 def _signed(value: float, decimals: int) -> str:
-    """``value`` rounded, with a typographic minus and no ``-0.00``."""
+    """``value`` rounded, with a typographic minus; a nonzero value that would round to zero in
+    one significant digit (``4e-08``: an interval bound must show its sign), zero as ``0.00``."""
     text = f"{value:.{decimals}f}"
-    return text.lstrip("-") if float(text) == 0 else text.replace("-", "−")
+    if float(text) == 0:
+        text = f"{value:.1g}" if value != 0 else text.lstrip("-")
+    return text.replace("-", "−")
 
 
 def _record_text(row) -> str:
