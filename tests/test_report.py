@@ -247,7 +247,8 @@ def test_report_writes_tables_csv_figures_and_index(report):
     figures = sorted(p.name for p in (report / "figures").iterdir())
     for stem in ("fid_kid_vs_epsilon__mnist+fmnist", "outlier_rate_vs_epsilon__mnist+fmnist",
                  "auroc_vs_epsilon__mnist+fmnist", "roc__mnist+fmnist@0.2",
-                 "roc__mnist+fmnist@0.4", "samples__mnist+fmnist", "training__mnist+fmnist"):
+                 "roc__mnist+fmnist@0.4", "samples__mnist+fmnist", "training__mnist+fmnist",
+                 "split__mnist+fmnist__rvqvae"):
         assert f"{stem}.png" in figures and f"{stem}.pdf" in figures
     for path in (report / "figures").iterdir():
         head = path.read_bytes()[:8]
@@ -258,7 +259,8 @@ def test_report_writes_tables_csv_figures_and_index(report):
 def test_index_links_resolve_and_show_tables_and_provenance(report):
     index = (report / "README.md").read_text()
     links = re.findall(r"\]\(([^)]+)\)", index)
-    assert len(links) == 1 + 3 * 2 + 7 * 2  # csv, md + tex per table, png + pdf per figure
+    # csv, md + tex per table, md + tex + csv of the claims, png + pdf per figure
+    assert len(links) == 1 + 3 * 2 + 3 + 8 * 2
     for link in links:
         assert not link.startswith("/") and (report / link).is_file(), link
     # seeds 1 and 2 (offsets 0 and +1 spread): mean 10.0 + 0.4 / 2, std 0.4 / sqrt(2)
@@ -267,6 +269,17 @@ def test_index_links_resolve_and_show_tables_and_provenance(report):
     assert "`cpu (synthetic, 2 threads)` (18 cells)" in index
     assert "`cfg000000001` (rvqvae)" in index
     assert "ROC curves for mnist+fmnist@0: its scores.pt hold no outliers" in index
+    # two seeds per cell: every claim is withheld
+    assert "| mnist+fmnist@0.4 | rvqvae | 2 | −4.90 | – | 2/0/0 | n < 3: no claim |" in index
+    assert "Not shown, nothing to split: mnist+fmnist@0." in index
+
+
+def test_split_figure_is_drawn_only_for_models_that_record_the_split(tmp_path):
+    run = write_synthetic_run(tmp_path / "run", models=("vqvae", "trimmed-vqvae"), seeds=(0,))
+    out = write_report(run, tmp_path / "out")
+    assert not list((out / "figures").glob("split__*"))
+    assert ("- split diagnostics for mnist+fmnist: no history.json records a per-epoch split"
+            in (out / "README.md").read_text())
 
 
 def test_missing_cell_files_skip_their_figures_with_a_note(tmp_path):

@@ -3,6 +3,8 @@ independence from the monitoring flags, determinism, persistence and a short rea
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -10,6 +12,7 @@ from rvqvae.errors import UserError
 from rvqvae.models.base import GenerativeModel
 from rvqvae.models.outlier_split import (
     estimated_outlier_count,
+    score_auroc,
     split_by_score,
     split_quality,
     top_scores_mask,
@@ -125,6 +128,20 @@ def test_split_quality():
     truth = torch.tensor([True, False, True, True])
     assert split_quality(predicted, truth) == {"split_precision": 0.5, "split_recall": 1 / 3}
     assert split_quality(predicted, None) == {}
+    scores = torch.tensor([0.9, 0.75, 0.8, 0.7])  # 2 of 3 outliers above the inlier
+    assert split_quality(predicted, truth, scores)["split_auroc"] == pytest.approx(2 / 3)
+
+
+def test_score_auroc_matches_scikit_learn_with_ties_and_large_scores():
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    generator = torch.Generator().manual_seed(0)
+    flags = torch.rand(300, generator=generator) < 0.3
+    scores = torch.round(torch.randn(300, generator=generator) + flags, decimals=1) * 100 + 50
+    expected = sklearn_metrics.roc_auc_score(flags.numpy(), scores.numpy())
+    assert score_auroc(scores, flags) == pytest.approx(expected, abs=1e-6)
+    assert score_auroc(-scores, flags) == pytest.approx(1 - expected, abs=1e-6)  # inverted split
+    assert math.isnan(score_auroc(scores, torch.zeros(300, dtype=torch.bool)))
+    assert math.isnan(score_auroc(scores, torch.ones(300, dtype=torch.bool)))
 
 
 def test_config_contamination_overrides_fit_and_estimate_is_used_without_either():
@@ -145,7 +162,9 @@ def test_true_flags_only_monitor_the_split():
     hits = float((with_flags.outlier_set & flags).sum())
     assert history[-1]["split_precision"] == hits / 8
     assert history[-1]["split_recall"] == hits / 8
-    assert "split_precision" not in plain[-1]
+    assert history[-1]["split_auroc"] == score_auroc(with_flags.split_scores(images), flags)
+    assert all(0 <= h["split_auroc"] <= 1 for h in history)
+    assert "split_precision" not in plain[-1] and "split_auroc" not in plain[-1]
     assert [{k: v for k, v in h.items() if not k.startswith("split_")} for h in history] == \
         [{k: v for k, v in h.items() if not k.startswith("split_")} for h in plain]
 

@@ -10,6 +10,10 @@ What a report folder holds (``RUN_DIR/report`` unless ``out`` is given):
   the compact baseline format ``rvqvae-bench compare`` reads;
 - ``tables/<family>__<setting>.md|.tex``: one table per metric family (generation, detection,
   reconstruction + codebook, kernel, training) and setting; layout in :mod:`bench.report.tables`;
+- ``tables/claims.md|.tex|.csv``: every model against a reference model (default ``vqvae``),
+  paired by seed: mean difference, bootstrap interval, permutation p-value, wins/ties/losses and a
+  verdict (:mod:`bench.report.paired`); skipped with a note when the default reference is not in
+  the run;
 - ``figures/*.png|.pdf``: see :mod:`bench.report.figures`.
 
 What it reads from ``RUN_DIR`` (the contract with the runner):
@@ -24,7 +28,8 @@ What it reads from ``RUN_DIR`` (the contract with the runner):
   - ``scores.pt``: ``{"transductive": {"is_outlier": bool (N,), <score name>: float (N,), ...},
     "inductive": {"is_outlier": bool (M,), <score name>: float (M,), ...}}`` (either mode may be
     absent; higher score = more outlying; plain tensors, loadable with ``weights_only=True``);
-  - ``history.json``: a list of per-epoch dicts with at least ``epoch`` and ``loss``.
+  - ``history.json``: a list of per-epoch dicts with at least ``epoch`` and ``loss``; the split
+    figure reads ``split_auroc``, ``split_precision``, ``split_recall`` where present.
 
 Records of one cell with different ``protocol`` JSON are never averaged: a
 :class:`~rvqvae.errors.UserError` names the cell and the keys that differ. Output is atomic: the
@@ -39,27 +44,39 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+
 from bench.records import load_results
 from bench.report.aggregate import AGGREGATE_COLUMNS, aggregate
+from bench.report.paired import (
+    CLAIMS,
+    claims_for_report,
+    claims_latex,
+    claims_markdown,
+    paired_claims,
+)
 from bench.report.tables import Table, build_tables, format_cell, table_latex, table_markdown
 from rvqvae.errors import UserError
 
 __all__ = [
-    "AGGREGATE_COLUMNS", "Table", "aggregate", "build_tables", "format_cell", "table_latex",
-    "table_markdown", "write_report",
+    "AGGREGATE_COLUMNS", "Table", "aggregate", "build_tables", "format_cell", "paired_claims",
+    "table_latex", "table_markdown", "write_report",
 ]
 
 REPORT_MARKER = ".rvqvae-report"
 
 
 def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *,
-                 figures: bool = True) -> Path:
+                 figures: bool = True, reference: str | None = None) -> Path:
     """Write the report of ``run_dir`` (or of a records ``.json``/``.csv`` file) into ``out``
     (default ``run_dir/report``, or ``<file stem>_report`` beside a file); return ``out``.
+    ``reference``: the model the claims table compares every other model with (``None``: ``vqvae``
+    when the run has it, else no claims table, with a note).
 
     Guarantees: ``out`` is replaced only when the whole report was written (an earlier report
     there is swapped out, never mixed with the new one); a folder that is not a report is never
-    overwritten. Raises :class:`UserError` for a folder without records or mixed protocols.
+    overwritten. Raises :class:`UserError` for a folder without records, mixed protocols, or a
+    ``reference`` that is not in the run.
     """
     from bench.report.figures import write_figures
     from bench.report.index import AGGREGATE_CSV, TABLES, index_markdown
@@ -75,6 +92,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     run_info = _run_info(run_dir)
     summary = _in_preset_order(aggregate(records), run_info)
     tables = build_tables(summary)
+    claims, claims_note = claims_for_report(records, reference, list(pd.unique(summary["model"])))
     _check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
@@ -85,9 +103,14 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
         for table in tables:
             (stage / TABLES / f"{table.name}.md").write_text(table_markdown(table))
             (stage / TABLES / f"{table.name}.tex").write_text(table_latex(table))
+        if claims is not None:
+            claims.to_csv(stage / TABLES / f"{CLAIMS}.csv", index=False)
+            (stage / TABLES / f"{CLAIMS}.md").write_text(claims_markdown(claims))
+            (stage / TABLES / f"{CLAIMS}.tex").write_text(claims_latex(claims))
         drawn, skipped = write_figures(records, summary, run_dir, stage) if figures else ([], [])
         (stage / "README.md").write_text(
-            index_markdown(run_dir, records, summary, tables, drawn, skipped, run_info))
+            index_markdown(run_dir, records, summary, tables, drawn, skipped, run_info,
+                           claims=claims, claims_note=claims_note))
         _swap_into_place(stage, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)

@@ -4,7 +4,10 @@ From the records: FID/KID vs epsilon, outlier-mode rate vs epsilon and AUROC vs 
 point per model and epsilon at the mean over seeds with ±1 sample-std error bars.
 From the per-cell files (``RUN_DIR/cells/<cell_id>/``, contract in :mod:`bench.report`): ROC
 curves per scenario (``scores.pt``), a grid of generated samples per model and epsilon
-(``samples.pt`` or ``samples.png``) and training curves (``history.json``). ROC curves and
+(``samples.pt`` or ``samples.png``), training curves (``history.json``) and, for models whose
+history records the per-epoch outlier split (RVQ-VAE: ``split_auroc``, ``split_precision``,
+``split_recall``), split diagnostics: one line per seed, one column per scenario, so that a
+split that inverts (AUROC below 0.5) is visible at a glance. ROC curves and
 sample grids show the lowest seed that has the file. Whatever is missing is skipped with a note.
 
 Figures are drawn on ``matplotlib.figure.Figure`` objects (no pyplot state, no global style):
@@ -63,7 +66,7 @@ def write_figures(
                     rows, metrics, aggregate, palette, out_dir, f"{kind}__{setting}",
                     f"{title} — {setting}"))
             cells = _cells(records[records["scenario"].map(setting_of) == setting], run_dir)
-            for draw in (_roc_figures, _samples_figure, _training_figure):
+            for draw in (_roc_figures, _samples_figure, _training_figure, _split_figures):
                 made, notes = draw(cells, setting, palette, out_dir)
                 figures += made
                 skipped += notes
@@ -215,18 +218,9 @@ def _training_figure(cells, setting, palette, out_dir):
     import seaborn as sns
     from matplotlib.figure import Figure as MplFigure
 
-    histories = []
-    for cell in cells.itertuples():
-        path = cell.folder / "history.json"
-        if path.is_file():
-            for entry in json.loads(path.read_text()):
-                if "epoch" in entry and "loss" in entry:
-                    histories.append({"model": cell.model, "epsilon": cell.epsilon,
-                                      "seed": cell.seed, "epoch": entry["epoch"],
-                                      "loss": entry["loss"]})
-    if not histories:
+    data = _history_rows(cells, ("loss",))
+    if data.empty:
         return [], [f"training curves for {setting}: no history.json in its cells"]
-    data = pd.DataFrame(histories)
     epsilons = sorted(pd.unique(data["epsilon"]))
     figure = MplFigure(figsize=(4.0 * len(epsilons) + 1.6, 3.4), layout="constrained")
     axes = figure.subplots(1, len(epsilons), squeeze=False, sharey=True)[0]
@@ -246,6 +240,85 @@ def _training_figure(cells, setting, palette, out_dir):
     caption = (f"{title}: training loss per epoch (from history.json), line = mean over seeds, "
                f"band = ±1 sample std ({_n_text(counts)} per curve).")
     return [_save(figure, out_dir, f"training__{setting}", title, caption)], []
+
+
+def _split_figures(cells, setting, palette, out_dir):
+    """Per model whose history records the per-epoch split (RVQ-VAE): rows = split AUROC,
+    precision and recall, columns = scenarios, one line per seed."""
+    import seaborn as sns
+    from matplotlib.figure import Figure as MplFigure
+    from matplotlib.ticker import MaxNLocator
+
+    data = _history_rows(cells, tuple(SPLIT_FIELDS))
+    if data.empty:
+        return [], [f"split diagnostics for {setting}: no history.json records a per-epoch split"]
+    figures, notes = [], []
+    for model in _present_models(palette, data):
+        part = data[data["model"] == model].melt(
+            id_vars=["scenario", "epsilon", "seed", "epoch"], var_name="quantity",
+            value_vars=[f for f in SPLIT_FIELDS if f in data]).dropna(subset=["value"])
+        if part.empty:
+            notes.append(f"split diagnostics for {setting} / {model}: every split value is "
+                         f"undefined (no outliers to find)")
+            continue
+        quantities = [f for f in SPLIT_FIELDS if f in set(part["quantity"])]
+        scenarios = list(part.sort_values("epsilon", kind="stable")["scenario"].unique())
+        part = part.assign(seed=part["seed"].map(lambda s: f"seed {s}"))
+        seeds = sorted(part["seed"].unique())
+        colours = dict(zip(seeds, sns.color_palette("colorblind", len(seeds)), strict=True))
+        figure = MplFigure(figsize=(3.3 * len(scenarios) + 1.4, 2.2 * len(quantities) + 0.5),
+                           layout="constrained")
+        axes = figure.subplots(len(quantities), len(scenarios), squeeze=False, sharex=True,
+                               sharey=True)
+        for row, quantity in enumerate(quantities):
+            for col, scenario in enumerate(scenarios):
+                axis = axes[row][col]
+                panel = part[(part["quantity"] == quantity) & (part["scenario"] == scenario)]
+                if not panel.empty:
+                    sns.lineplot(data=panel, x="epoch", y="value", hue="seed", hue_order=seeds,
+                                 palette=colours, units="seed", estimator=None, marker="o",
+                                 markersize=4, linewidth=1.4, ax=axis,
+                                 legend=row == 0 and col == len(scenarios) - 1)
+                if quantity == "split_auroc":
+                    axis.axhline(0.5, color="grey", linewidth=0.9, linestyle=":")
+                axis.set(ylim=(-0.03, 1.03), ylabel=SPLIT_FIELDS[quantity] if col == 0 else "",
+                         xlabel="epoch" if row == len(quantities) - 1 else "")
+                axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+                if row == 0:
+                    axis.set_title(scenario, fontsize=10)
+        if axes[0][-1].get_legend() is not None:
+            sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+        title = f"Outlier split per epoch — {model}, {setting}"
+        figure.suptitle(title, fontsize=11)
+        hidden = sorted(set(data.loc[data["model"] == model, "scenario"]) - set(scenarios))
+        caption = (f"{title} (from history.json; the true flags only monitor the split, they "
+                   f"never reach training): AUROC of the split score, precision and recall of the "
+                   f"chosen outlier set against the true outliers; one line per seed, one column "
+                   f"per scenario. AUROC below the dotted 0.5 line = an inverted split (the "
+                   f"codebooks swapped roles)."
+                   + (f" Not shown, nothing to split: {', '.join(hidden)}." if hidden else ""))
+        figures.append(_save(figure, out_dir, f"split__{setting}__{model}", title, caption))
+    return figures, notes
+
+
+SPLIT_FIELDS = {"split_auroc": "split AUROC", "split_precision": "split precision",
+                "split_recall": "split recall"}
+
+
+def _history_rows(cells: pd.DataFrame, fields: tuple[str, ...]) -> pd.DataFrame:
+    """One row per epoch of the cells' ``history.json`` that has an ``epoch`` and any of
+    ``fields``: scenario, model, epsilon, seed, epoch and those fields (NaN where absent)."""
+    rows = []
+    for cell in cells.itertuples():
+        path = cell.folder / "history.json"
+        if path.is_file():
+            for entry in json.loads(path.read_text()):
+                values = {field: entry[field] for field in fields if field in entry}
+                if "epoch" in entry and values:
+                    rows.append({"scenario": cell.scenario, "model": cell.model,
+                                 "epsilon": cell.epsilon, "seed": cell.seed,
+                                 "epoch": entry["epoch"], **values})
+    return pd.DataFrame(rows)
 
 
 def _cells(records: pd.DataFrame, run_dir: Path) -> pd.DataFrame:

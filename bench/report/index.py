@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.figures import Figure
+from bench.report.paired import CLAIMS, claims_markdown
 from bench.report.tables import Table, table_markdown
 
 AGGREGATE_CSV = "aggregate.csv"
@@ -21,9 +22,11 @@ TABLES = "tables"
 
 def index_markdown(
     run_dir: Path, records: pd.DataFrame, aggregate: pd.DataFrame, tables: list[Table],
-    figures: list[Figure], skipped: list[str], run_info: dict | None = None,
+    figures: list[Figure], skipped: list[str], run_info: dict | None = None, *,
+    claims: pd.DataFrame | None = None, claims_note: str = "",
 ) -> str:
-    """The index page: summary, tables, figures (PNG inline, PDF linked), skips, provenance."""
+    """The index page: summary, tables, paired claims (or the note why there are none), figures
+    (PNG inline, PDF linked), skips, provenance."""
     cells = records.drop_duplicates(["scenario", "model", "seed"])
     failed = records[records["status"] == "failed"].drop_duplicates(["scenario", "model", "seed"])
     source = "Run folder" if run_dir.is_dir() else "Records file"
@@ -44,6 +47,13 @@ def index_markdown(
         lines += [table_markdown(table),
                   f"Files: [Markdown]({TABLES}/{table.name}.md) · "
                   f"[LaTeX]({TABLES}/{table.name}.tex)", ""]
+    lines += ["## Paired claims", ""]
+    if claims is None:
+        lines += [claims_note or "No paired claims.", ""]
+    else:
+        lines += [claims_markdown(claims),
+                  f"Files: [Markdown]({TABLES}/{CLAIMS}.md) · [LaTeX]({TABLES}/{CLAIMS}.tex) · "
+                  f"[CSV]({TABLES}/{CLAIMS}.csv)", ""]
     lines += ["## Figures", ""]
     for figure in figures:
         lines += [f"### {figure.title}", "", f"![{figure.title}]({figure.stem}.png)", "",

@@ -73,8 +73,11 @@ def estimated_outlier_count(scores: torch.Tensor, estimate: str = "otsu") -> int
     return int(between.argmax()) + 1
 
 
-def split_quality(predicted: torch.Tensor, true_flags: torch.Tensor | None) -> dict[str, Any]:
-    """``split_precision`` and ``split_recall`` of a predicted outlier mask (empty without flags).
+def split_quality(predicted: torch.Tensor, true_flags: torch.Tensor | None,
+                  scores: torch.Tensor | None = None) -> dict[str, Any]:
+    """``split_precision`` and ``split_recall`` of a predicted outlier mask, and with ``scores``
+    (the scores the split ranked by) ``split_auroc`` (see :func:`score_auroc`); empty without
+    flags.
 
     Precision is NaN when nothing is predicted, recall is NaN when there are no true outliers.
     """
@@ -82,7 +85,28 @@ def split_quality(predicted: torch.Tensor, true_flags: torch.Tensor | None) -> d
         return {}
     hits = float((predicted & true_flags).sum())
     predicted_count, true_count = float(predicted.sum()), float(true_flags.sum())
-    return {
+    quality = {
         "split_precision": hits / predicted_count if predicted_count else float("nan"),
         "split_recall": hits / true_count if true_count else float("nan"),
     }
+    if scores is not None:
+        quality["split_auroc"] = score_auroc(scores, true_flags)
+    return quality
+
+
+def score_auroc(scores: torch.Tensor, true_flags: torch.Tensor) -> float:
+    """AUROC of ``scores`` (higher = more outlying) with the true outliers positive; NaN when
+    there are no outliers or no inliers. Below 0.5 means the split ranks the wrong way round.
+
+    torchmetrics' ``binary_auroc`` of the scores' dense ranks scaled to [0, 1] (same order,
+    same ties): it would pass raw scores outside [0, 1] through a sigmoid, which squashes large
+    ones into ties.
+    """
+    from torchmetrics.functional.classification import binary_auroc
+
+    flags = true_flags.flatten().long().cpu()
+    outliers = int(flags.sum())
+    if outliers == 0 or outliers == flags.numel():
+        return float("nan")
+    _, rank = torch.unique(scores.detach().flatten().cpu(), sorted=True, return_inverse=True)
+    return float(binary_auroc(rank.double() / max(int(rank.max()), 1), flags))

@@ -29,8 +29,9 @@ Every unstated choice is an option of :class:`RVQVAEConfig` (defaults in bracket
   inlier codewords only. Inference (reconstruct, codes, ``recon`` and ``prior_nll`` scores)
   quantises with the inlier codebook only.
 
-``outlier_flags`` given to ``fit`` are used only to report the split's precision and recall in
-the history; training is identical with and without them.
+``outlier_flags`` given to ``fit`` are used only to report the split's precision, recall and
+the AUROC of the split score (``split_precision``, ``split_recall``, ``split_auroc``) in the
+history; training is identical with and without them.
 """
 
 from __future__ import annotations
@@ -179,12 +180,13 @@ class RVQVAE(VQVAE):
         contamination = self.config.contamination
         if contamination is None:
             contamination = self._contamination
-        self.outlier_set = split_by_score(self.split_scores(images), contamination=contamination,
+        scores = self.split_scores(images)
+        self.outlier_set = split_by_score(scores, contamination=contamination,
                                           estimate=self.config.estimate)
         count = int(self.outlier_set.sum())
         return {"split_outliers": count,
                 "split_fraction": count / max(1, images.shape[0]),
-                **split_quality(self.outlier_set, self._true_flags)}
+                **split_quality(self.outlier_set, self._true_flags, scores)}
 
     def _metrics(self) -> tuple[Any, Any]:
         """Per codebook: weights (D,) ("coordinate"), covariance (D, D) ("direction") or None."""
