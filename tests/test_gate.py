@@ -47,10 +47,13 @@ def _shifted(baseline, model, metric, factor):
     return candidate, rows
 
 
+# At level 0.001 with 5 baseline and 3 candidate seeds a mean must move by ~7 standard errors:
+# the gate trades power for no false alarms on another CPU. These sizes stand out at eps = 0.3,
+# where every baseline seed trained (see results/gate/README.md for the collapsed eps = 0 seeds).
 @pytest.mark.parametrize("model, metric, factor", [
-    ("vqvae", "recon_mse_clean_test", 1.25),        # a worse autoencoder
-    ("oracle-vqvae", "fid_domain_500", 1.5),        # samples further from the clean inliers
-    ("rvqvae", "perplexity", 0.5),                  # half the codebook usage
+    ("vqvae", "recon_mse_clean_test", 1.5),         # a worse autoencoder
+    ("vqvae", "fid_domain_500", 2.0),               # samples further from the clean inliers
+    ("vqvae", "perplexity", 0.4),                   # less than half the codebook usage
 ])
 def test_regressions_of_this_size_stand_out_from_the_real_spread(baseline, model, metric, factor):
     candidate, rows = _shifted(baseline, model, metric, factor)
@@ -58,6 +61,7 @@ def test_regressions_of_this_size_stand_out_from_the_real_spread(baseline, model
     regressed = result[result["outcome"] == "regressed"]
     assert exit_status(result) == 1
     assert set(regressed["metric"]) == {metric} and set(regressed["model"]) == {model}
+    assert "mnist+fmnist@0.3" in set(regressed["scenario"])
 
 
 def test_small_moves_within_the_floor_pass(baseline):
