@@ -24,7 +24,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from rvqvae.atomic import atomic_path
 from rvqvae.errors import UserError
+from rvqvae.fields import typed_fields
 from rvqvae.registry import Registry
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -87,23 +89,37 @@ class GenerativeModel(nn.Module, ABC):
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        """Save config and weights (and any fitted state registered as buffers)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Save config and weights (and any fitted state registered as buffers).
+
+        The config is stored as plain data (a dict of primitives), so :meth:`load` reads the
+        file with ``weights_only=True``. Written to a unique temporary file and renamed:
+        concurrent writers never collide and a killed writer leaves no half-written file.
+        """
         payload = {
             "model": model_name(type(self)),
             "config": dataclasses.asdict(self.config),
             "state": self.state_dict(),
             "extra": self.extra_state(),
         }
-        tmp = path.with_name(path.name + ".part")
-        torch.save(payload, tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
 
     @classmethod
     def load(cls, path: str | Path) -> GenerativeModel:
-        """Load a model saved by :meth:`save`; the registered class is looked up by name."""
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        """Load a model saved by :meth:`save`; the registered class is looked up by name.
+
+        Reads with ``torch.load(..., weights_only=True)``: a checkpoint can hold tensors and
+        plain data only, never code. A file that is not such a checkpoint raises
+        :class:`UserError` naming it.
+        """
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # unpickling errors have no common base class
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise UserError(f"cannot load model checkpoint {path}: {type(error).__name__}: "
+                            f"{first[:300]}") from None
+        if not isinstance(payload, dict) or not {"model", "config", "state"} <= set(payload):
+            raise UserError(f"{path} is not a model checkpoint written by GenerativeModel.save")
         model_cls = MODELS.get(payload["model"])
         model = model_cls(model_cls.Config(**payload["config"]))
         model.load_extra_state(payload.get("extra") or {})
@@ -128,7 +144,12 @@ def register_model(name: str, *, description: str = "", **info: Any):
 
 
 def create_model(name: str, **overrides: Any) -> GenerativeModel:
-    """A fresh model registered as ``name`` with config fields overridden by keyword."""
+    """A fresh model registered as ``name`` with config fields overridden by keyword.
+
+    Every override is checked against the config dataclass before the model is built: an
+    unknown name, a value of the wrong type (:mod:`rvqvae.fields`), a negative integer or
+    ``epochs < 1`` is one :class:`UserError` naming the option.
+    """
     model_cls = MODELS.get(name)
     fields = {f.name for f in dataclasses.fields(model_cls.Config)}
     unknown = sorted(set(overrides) - fields)
@@ -137,6 +158,11 @@ def create_model(name: str, **overrides: Any) -> GenerativeModel:
             f"model {name!r} has no option(s) {', '.join(unknown)}; "
             f"options: {', '.join(sorted(fields))}"
         )
+    overrides = typed_fields(model_cls.Config, overrides, where=f"model {name!r} options")
+    for option, value in overrides.items():
+        least = 1 if option == "epochs" else 0
+        if isinstance(value, int) and not isinstance(value, bool) and value < least:
+            raise UserError(f"model {name!r} options: {option} must be >= {least}, got {value}")
     return model_cls(**overrides)
 
 
