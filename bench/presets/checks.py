@@ -47,7 +47,10 @@ def check_preset(preset: Preset) -> None:
     for name in preset.scenarios:
         sized_scenario(preset, name)
     for spec in preset.models:
-        create_model(spec.name, **spec.options)
+        try:
+            create_model(spec.name, **spec.options)
+        except (ValueError, TypeError) as error:  # the model's own checks of its config
+            raise UserError(f"{where}: model {spec.display!r}: {error}") from None
     displays = [spec.display for spec in preset.models]
     twice = sorted({d for d in displays if displays.count(d) > 1})
     if twice:

@@ -11,6 +11,7 @@ images); presets change it with ``scenario.with_(train_size=...)``. Register you
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from bench.scenarios.spec import CLASSES, Scenario, format_epsilon
@@ -106,8 +107,11 @@ def load_scenario_file(path: str | os.PathLike, *, register: bool = True) -> lis
         description = table.pop("description", "")
         if not isinstance(description, str):
             raise UserError(f"{where}: description must be a string")
-        if "name" in table:
-            raise UserError(f"{where}: the name is the table's name; remove the name key")
+        known = {f.name for f in dataclasses.fields(Scenario)} - {"name"}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise UserError(f"{path}: scenario {name!r} has unknown key(s) {', '.join(unknown)}; "
+                            f"known: {', '.join(sorted(known | {'description'}))}")
         scenario = build(Scenario, {"name": name, **table}, where=where)
         if register:
             if name in SCENARIOS and SCENARIOS.get(name) == scenario:
