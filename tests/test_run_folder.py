@@ -22,7 +22,8 @@ from rvqvae.errors import UserError
 from rvqvae.models import create_model
 
 PRESET = Preset(name="t", description="tiny", scenarios=("mnist+fmnist@0.25",),
-                models=(ModelSpec("vqvae", {"epochs": 1}, "a"), ModelSpec("vqvae", {"epochs": 1}, "b")),
+                models=(ModelSpec("vqvae", {"epochs": 1}, "a"),
+                        ModelSpec("vqvae", {"epochs": 1}, "b")),
                 train_size=64, test_size=32, clean_test_size=64, n_samples=32)
 QUIET = {"progress": False, "log": lambda line: None}
 
@@ -73,7 +74,8 @@ def test_cli_exit_status_counts_kept_failed_cells(real_data, tmp_path, fake_cell
             "--n-samples", "32", "--out", str(tmp_path)]
     assert main(argv) == 1
     assert main([*argv, "--keep-failed"]) == 1
-    assert "0 cell(s) finished, 0 skipped (done before), 1 failed (1 kept" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "0 cell(s) finished, 0 skipped (done before), 1 failed (1 kept" in err
     broken.clear()
     assert main(argv) == 0
     assert "1 cell(s) finished, 0 skipped (done before), 0 failed" in capsys.readouterr().err
