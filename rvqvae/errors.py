@@ -7,3 +7,11 @@ class UserError(Exception):
     The CLI prints ``str(error)`` on one line and exits with status 2. Messages say what was
     wrong and what to do, e.g. ``"dataset 'mnsit' is unknown; known: fmnist, mnist"``.
     """
+
+
+class NonFiniteError(ValueError):
+    """An input holds NaN or infinite values (images, latents, codebooks, weights).
+
+    Raised before any computation uses them; training code catches it to report a diverged
+    run as such (the epoch and batch where the loss became non-finite).
+    """

@@ -46,6 +46,8 @@ def test_a_failing_cell_is_recorded_and_the_grid_goes_on(real_data, tmp_path):
     assert good.loc["auroc_transductive_recon", "status"] == "ok"
     assert 0.0 <= good.loc["auroc_transductive_recon", "value"] <= 1.0
     assert good.loc["fid_domain_32", "status"] == "ok"
+    assert good.loc["kid_domain_32_std", "status"] == "undefined"  # 32 samples, subsets of 32
+    assert good.loc["kid_domain_32_std", "error"].startswith("every KID subset holds all 32")
     assert good.loc["recon_mse_clean_test", "value"] > 0
     assert set(good.epsilon) == {0.25} and set(good.outlier) == {"fmnist"}
     assert good.git_sha.iloc[0] and json.loads(good.versions.iloc[0])["torch"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 import torch
 
 from bench.metrics.detection import detection_metrics
-from bench.metrics.fid import KID_SUBSETS, generation_metrics_with_protocol
+from bench.metrics.fid import KID_SUBSETS, generation_metrics_with_protocol, kid_std_undefined
 from bench.metrics.outlier_mode import outlier_mode_metric_name, outlier_mode_rate, scenario_domain
 from bench.metrics.reconstruction import codebook_perplexities, reconstruction_mse
 from bench.metrics.values import MetricValue, defined, undefined
@@ -140,7 +141,10 @@ def _generation(ctx: EvalContext) -> list[MetricValue]:
         device=ctx.device,
         seed=ctx.seed,
     )
-    return [defined(name, value, **protocol) for name, value in numbers.items()]
+    reason = kid_std_undefined(protocol["n_samples"], protocol["kid_subset_size"])
+    return [defined(name, value, **protocol) if math.isfinite(value)
+            else undefined(name, reason or "not a finite number", **protocol)
+            for name, value in numbers.items()]
 
 
 @METRICS.register(

@@ -18,7 +18,9 @@ A different reference therefore never reuses stale statistics.
 
 Small n: a warning when n (or the reference size) is below the feature dimension (the
 covariance is singular and FID is strongly biased upwards), and the KID subset size becomes
-``min(kid_subset_size or 1000, n, n_reference)`` instead of torch-fidelity's error.
+``min(kid_subset_size or 1000, n, n_reference)`` instead of torch-fidelity's error. When that
+subset size is n, every subset is the whole sample and ``kid_*_std`` is NaN (see
+:func:`kid_std_undefined`; the evaluation records it as undefined with the reason).
 """
 
 from __future__ import annotations
@@ -115,6 +117,8 @@ def generation_metrics_with_protocol(
         f"kid_{suffix}": float(result[KEY_METRIC_KID_MEAN]),
         f"kid_{suffix}_std": float(result[KEY_METRIC_KID_STD]),
     }
+    if kid_std_undefined(n, subset):  # every subset of the samples is the whole sample
+        values[f"kid_{suffix}_std"] = float("nan")
     protocol = {
         "extractor": spec.label,
         "extractor_name": spec.fidelity_name,
@@ -128,6 +132,19 @@ def generation_metrics_with_protocol(
         "kid_seed": seed,
     }
     return values, protocol
+
+
+def kid_std_undefined(n: int, subset: int) -> str:
+    """Why ``kid_*_std`` has no meaning for ``n`` samples and KID subsets of ``subset``, or "".
+
+    When the subset size reaches the sample count, every subset holds every sample: the
+    spread over subsets is ~0 by construction (torch-fidelity reports ~1e-7), which would
+    read as certainty. The std is then recorded as undefined with this reason.
+    """
+    if subset >= n:
+        return (f"every KID subset holds all {n} samples (subset size {subset}): the spread "
+                f"over subsets measures nothing; use more samples than the subset size")
+    return ""
 
 
 def kid_subset_adapted(n: int, n_ref: int, requested: int | None = None) -> int:

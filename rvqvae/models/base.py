@@ -16,6 +16,7 @@ one dict per epoch (at least ``epoch`` and ``loss``).
 from __future__ import annotations
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ import torch
 from torch import nn
 
 from rvqvae.atomic import atomic_path
-from rvqvae.errors import UserError
+from rvqvae.errors import NonFiniteError, UserError
 from rvqvae.fields import typed_fields
 from rvqvae.registry import Registry
 
@@ -133,6 +134,51 @@ class GenerativeModel(nn.Module, ABC):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`extra_state`; called before ``load_state_dict``."""
+
+
+def require_finite(tensor: torch.Tensor, what: str = "images") -> torch.Tensor:
+    """``tensor`` unchanged; a ``ValueError`` naming ``what`` when it holds NaN or infinity.
+
+    Every model calls this on the images given to ``fit``, ``outlier_scores`` and
+    ``reconstruct``: non-finite inputs would train or score silently into NaN.
+    """
+    if tensor.is_floating_point() and tensor.numel():
+        bad = int((~torch.isfinite(tensor)).sum())
+        if bad:
+            raise NonFiniteError(f"{what} hold {bad} NaN/infinite value(s); clean the data first")
+    return tensor
+
+
+def require_images(images: torch.Tensor) -> None:
+    """A ``ValueError`` when ``fit`` gets no image at all."""
+    if images.shape[0] == 0:
+        raise ValueError("fit needs at least one training image, got 0")
+
+
+def check_sample_count(n: Any) -> int:
+    """``n`` as an int >= 0 (``sample(n)``); a ``ValueError`` otherwise."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"sample(n) needs an integer n >= 0, got {n!r}")
+    return n
+
+
+def check_loss(loss: float, *, epoch: int, batch: int, what: str = "training loss") -> None:
+    """Stop training at the first non-finite loss: ``FloatingPointError`` naming where.
+
+    Raising (instead of training on) makes the harness record the cell as failed with this
+    line, instead of recording NaN samples and metrics.
+    """
+    if not math.isfinite(loss):
+        raise FloatingPointError(
+            f"{what} is {loss} at epoch {epoch}, batch {batch}; lower the learning rate or "
+            f"check the data")
+
+
+def raise_if_diverged(module: nn.Module, *, epoch: int, batch: int) -> None:
+    """After a batch raised: when the weights hold NaN/infinity, training diverged, and that
+    (not the downstream symptom, e.g. a quantizer refusing NaN latents) is what raises."""
+    if not all(bool(torch.isfinite(p).all()) for p in module.parameters()):
+        check_loss(math.nan, epoch=epoch, batch=batch)
 
 
 MODELS: Registry[type[GenerativeModel]] = Registry("model", base=GenerativeModel)
