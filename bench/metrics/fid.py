@@ -25,9 +25,11 @@ subset size is n, every subset is the whole sample and ``kid_*_std`` is NaN (see
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import re
 import warnings
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -92,6 +94,8 @@ def generation_metrics_with_protocol(
         )
     subset = kid_subset_adapted(n, n_ref, kid_subset_size)
     cache_name = reference_cache_name(reference_u8, spec, reference_key) if cache else None
+    if cache_name is not None:
+        vet_reference_cache(cache_dir("fidelity"), cache_name)
     layer = {"feature_layer_fid": spec.feature_layer, "feature_layer_kid": spec.feature_layer}
     result = calculate_metrics(
         input1=UInt8Images(samples_u8),
@@ -158,6 +162,32 @@ def kid_subset_adapted(n: int, n_ref: int, requested: int | None = None) -> int:
             stacklevel=3,
         )
     return subset
+
+
+def vet_reference_cache(folder: Path, cache_name: str) -> list[Path]:
+    """Check the cached reference statistics of ``cache_name`` before torch-fidelity reads them.
+
+    torch-fidelity loads its cache with ``weights_only=False``; here every file is first loaded
+    with ``weights_only=True`` (tensors, and the numpy arrays of its FID statistics). A file
+    that fails (corrupt, truncated, or holding anything else) is deleted with a warning naming
+    it, so torch-fidelity recomputes it. Returns the deleted paths.
+    """
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    allowed = [core.multiarray._reconstruct, np.ndarray, np.dtype,
+               *(type(np.dtype(t)) for t in ("float32", "float64"))]
+    removed = []
+    for path in sorted(folder.glob(f"{glob.escape(cache_name)}-*.pt")):
+        try:
+            with torch.serialization.safe_globals(allowed):
+                torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # unpickling errors share no base class
+            warnings.warn(f"reference statistics cache {path} is unreadable "
+                          f"({type(error).__name__}); deleting it to recompute", stacklevel=2)
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def reference_cache_name(
