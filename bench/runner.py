@@ -149,7 +149,8 @@ def _run_cell(preset, scenario, data, spec: ModelSpec, seed: int, cell_dir: Path
     model.save(cell_dir / "model.pt")
     _save_json(cell_dir / "history.json", history)
 
-    values = _evaluate(preset, model, data, scenario, seed, cell_dir)
+    log(f"trained in {fit_seconds:.1f} s; evaluating")
+    values = _evaluate(preset, model, data, scenario, seed, cell_dir, log=log)
     base = {
         "scenario": scenario.name, "model": spec.display, "seed": seed,
         "epsilon": scenario.epsilon, "inlier": scenario.inlier, "outlier": scenario.outlier,
@@ -165,7 +166,8 @@ def _run_cell(preset, scenario, data, spec: ModelSpec, seed: int, cell_dir: Path
     return rows
 
 
-def _evaluate(preset: Preset, model, data, scenario, seed: int, cell_dir: Path) -> list:
+def _evaluate(preset: Preset, model, data, scenario, seed: int, cell_dir: Path, *,
+              log=None) -> list:
     """Every metric with the first extractor; only FID/KID again with any further extractor.
 
     Saves the first 64 samples and the outlier scores for the report's figures.
@@ -173,7 +175,7 @@ def _evaluate(preset: Preset, model, data, scenario, seed: int, cell_dir: Path) 
     from bench.metrics.evaluate import EvalContext, run_metrics
 
     ctx = EvalContext(model, data, scenario, n_samples=preset.n_samples,
-                      extractor=preset.extractors[0], seed=seed, device=preset.device)
+                      extractor=preset.extractors[0], seed=seed, device=preset.device, log=log)
     values = run_metrics(ctx)
     for extractor in preset.extractors[1:]:
         values += run_metrics(ctx.with_extractor(extractor), ["generation"])

@@ -184,3 +184,10 @@ def test_concurrent_model_saves_to_one_path_do_not_collide(tmp_path):
     assert not list(tmp_path.glob("*.part"))
     loaded = type(model).load(tmp_path / "model.pt")
     assert torch.equal(loaded.codebook.weight, model.codebook.weight)
+
+
+def test_kernels_write_to_a_run_folder_by_default():
+    from bench.cli import build_parser
+
+    args = build_parser("kernels").parse_args(["kernels"])
+    assert args.out == "runs/kernels"  # results/kernels changes only through tox -e bench

@@ -54,8 +54,14 @@ def test_a_failing_cell_is_recorded_and_the_grid_goes_on(real_data, tmp_path):
 
 
 def test_cell_artefacts_feed_the_report(real_data, tmp_path):
+    lines = []
     runner.run_preset(_preset(ModelSpec("vqvae", TINY_VQ)), tmp_path, progress=False,
-                      log=lambda line: None)
+                      log=lines.append)
+    # evaluation shows progress even without per-epoch lines: one line per metric group
+    prefix = "[1/1] mnist+fmnist@0.25__vqvae__s0: "
+    for group in ("detection", "generation", "outlier_mode", "reconstruction"):
+        assert any(line.startswith(f"{prefix}metrics {group} (domain): ") and line.endswith(" s")
+                   for line in lines), group
     cell = tmp_path / "cells" / "mnist+fmnist@0.25__vqvae__s0"
     samples = torch.load(cell / "samples.pt")
     assert samples.shape == (32, 1, 28, 28) and 0 <= samples.min() and samples.max() <= 1

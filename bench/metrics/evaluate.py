@@ -22,7 +22,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,8 @@ class EvalContext:
     options: dict[str, Any] = field(default_factory=dict)
     #: outlier scores computed by the detection group: {mode: {"is_outlier": ..., name: ...}}
     scores: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    #: progress lines (one per metric group, with its time); None: silent
+    log: Callable[[str], None] | None = None
 
     @functools.cached_property
     def samples(self) -> torch.Tensor:
@@ -115,10 +118,19 @@ def evaluate_cell(
 
 
 def run_metrics(ctx: EvalContext, metrics: Sequence[str] | None = None) -> list[MetricValue]:
-    """The selected metric groups (default: all, in name order) on an existing context."""
+    """The selected metric groups (default: all, in name order) on an existing context.
+
+    Each group that finishes logs one line through ``ctx.log`` with its wall time (the first
+    group that needs the samples includes drawing them).
+    """
     values: list[MetricValue] = []
     for name in metrics if metrics is not None else METRICS.names():
-        values.extend(METRICS.get(name)(ctx))
+        started = time.perf_counter()
+        group = METRICS.get(name)(ctx)
+        values.extend(group)
+        if ctx.log is not None:
+            ctx.log(f"metrics {name} ({ctx.extractor}): {len(group)} value(s) in "
+                    f"{time.perf_counter() - started:.1f} s")
     return values
 
 
