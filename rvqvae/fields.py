@@ -30,7 +30,7 @@ def typed_fields(cls: type, values: Mapping[str, Any], *, where: str) -> dict[st
     """
     if not isinstance(values, Mapping):
         raise UserError(f"{where} must be a table of {cls.__name__} fields, "
-                        f"got {_kind(values)} {_short(values)}")
+                        f"got {describe(values)}")
     hints = typing.get_type_hints(cls)
     known = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(str(k) for k in values if k not in known)
@@ -116,16 +116,13 @@ def type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
-def _wrong(value: Any, annotation: Any, where: str) -> UserError:
-    return UserError(f"{where} must be {type_name(annotation)}, "
-                     f"got {_kind(value)} {_short(value)}")
-
-
-def _kind(value: Any) -> str:
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list",
+def describe(value: Any) -> str:
+    """A value as error messages show it: ``integer 5``, ``string 'vqvae'``, ``list [1, 2]``."""
+    kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list",
             tuple: "list", dict: "table"}.get(type(value), type(value).__name__)
-
-
-def _short(value: Any) -> str:
     text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return f"{kind} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _wrong(value: Any, annotation: Any, where: str) -> UserError:
+    return UserError(f"{where} must be {type_name(annotation)}, got {describe(value)}")

@@ -50,7 +50,7 @@ def test_bad_command_line_values_fail_before_any_cell(real_data, tmp_path, capsy
     ('scenarios = ["mnist+fmnist@0.2"]\nmodels = ["vqvae"]\nseeds = 5\n',
      "seeds must be a list of int, got integer 5"),
     ('scenarios = ["mnist+fmnist@0.2"]\nmodels = "vqvae"\n',
-     "models must be a list of model names or tables, got str 'vqvae'"),
+     "models must be a list of model names or tables, got string 'vqvae'"),
     ('scenarios = ["mnist+fmnist@0.2"]\n[[models]]\nlabel = "x"\n',
      "models[0] has no name"),
     ('scenarios = ["mnist+fmnist@0.2"]\nmodels = ["vqvae"]\ntrain_size = true\n',

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rvqvae.errors import UserError
-from rvqvae.fields import build
+from rvqvae.fields import build, describe
 from rvqvae.registry import Registry
 
 
@@ -90,7 +90,7 @@ def load_preset_file(path: str | Path) -> Preset:
     if "models" in raw:
         if not isinstance(models, list):
             raise UserError(f"{where}: models must be a list of model names or tables, "
-                            f"got {type(models).__name__} {models!r:.60}")
+                            f"got {describe(models)}")
         raw["models"] = tuple(_model_spec(entry, f"{where}: models[{i}]")
                               for i, entry in enumerate(models))
     return build(Preset, raw, where=where)
