@@ -142,11 +142,7 @@ def require_finite(tensor: torch.Tensor, what: str = "images") -> torch.Tensor:
     Every model calls this on the images given to ``fit``, ``outlier_scores`` and
     ``reconstruct``: non-finite inputs would train or score silently into NaN.
     """
-    if tensor.is_floating_point() and tensor.numel():
-        bad = int((~torch.isfinite(tensor)).sum())
-        if bad:
-            raise NonFiniteError(f"{what} hold {bad} NaN/infinite value(s); clean the data first")
-    return tensor
+    return NonFiniteError.check(tensor, f"{what} hold", "clean the data first")
 
 
 def require_images(images: torch.Tensor) -> None:

@@ -145,10 +145,7 @@ def _check_finite(tensor: torch.Tensor, what: str) -> None:
     """NaN or infinity in any input is rejected here, before any backend sees it: backends
     would otherwise disagree (an infinite codeword wins every row in one, a NaN row gets
     distance 0 in another)."""
-    if tensor.is_floating_point() and tensor.numel() and not bool(torch.isfinite(tensor).all()):
-        bad = int((~torch.isfinite(tensor)).sum())
-        raise NonFiniteError(f"{what} holds {bad} NaN/infinite value(s); nearest-codeword search "
-                         f"needs finite inputs")
+    NonFiniteError.check(tensor, f"{what} holds", "nearest-codeword search needs finite inputs")
 
 
 def _empty(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
