@@ -63,9 +63,9 @@ def test_cell_artefacts_feed_the_report(real_data, tmp_path):
         assert any(line.startswith(f"{prefix}metrics {group} (domain): ") and line.endswith(" s")
                    for line in lines), group
     cell = tmp_path / "cells" / "mnist+fmnist@0.25__vqvae__s0"
-    samples = torch.load(cell / "samples.pt")
+    samples = torch.load(cell / "samples.pt", weights_only=True)
     assert samples.shape == (32, 1, 28, 28) and 0 <= samples.min() and samples.max() <= 1
-    scores = torch.load(cell / "scores.pt")
+    scores = torch.load(cell / "scores.pt", weights_only=True)
     assert set(scores) == {"transductive", "inductive"}
     assert int(scores["transductive"]["is_outlier"].sum()) == 16  # round(0.25 * 64)
     assert len(json.loads((cell / "history.json").read_text())) == 1

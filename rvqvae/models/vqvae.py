@@ -30,15 +30,8 @@ import torch.nn.functional as F
 
 from rvqvae import quantize
 from rvqvae.errors import NonFiniteError, UserError
-from rvqvae.models.base import (
-    EpochCallback,
-    GenerativeModel,
-    check_loss,
-    check_sample_count,
-    register_model,
-    require_finite,
-    require_images,
-)
+from rvqvae.models import base
+from rvqvae.models.base import EpochCallback, GenerativeModel, register_model
 from rvqvae.models.codebook import Codebook, perplexity
 from rvqvae.models.conv_blocks import DOWNSAMPLING, Decoder, Encoder
 from rvqvae.models.prior import GatedPixelCNN
@@ -116,7 +109,7 @@ class VQVAE(GenerativeModel):
         per-epoch history is kept in ``self.prior_history``.
         """
         images = check_images(images)
-        require_images(images)
+        base.require_images(images)
         flags = check_flags(outlier_flags, images.shape[0])
         n_epochs = self.config.epochs if epochs is None else epochs
         generator = torch.Generator().manual_seed(seed)
@@ -209,7 +202,7 @@ class VQVAE(GenerativeModel):
 
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         """Index grids drawn from the prior, decoded; the same ``seed`` gives the same images."""
-        n = check_sample_count(n)
+        n = base.check_sample_count(n)
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             codes = self.prior.sample(n, self.grid_shape, generator=generator,
@@ -325,8 +318,8 @@ class VQVAE(GenerativeModel):
             try:
                 terms = self.training_losses(images[batch_ids], batch_ids)
             except NonFiniteError:  # the quantizer refusing NaN latents: training diverged
-                check_loss(math.nan, epoch=epoch, batch=step)
-            check_loss(terms["loss"].item(), epoch=epoch, batch=step)
+                base.check_loss(math.nan, epoch=epoch, batch=step)
+            base.check_loss(terms["loss"].item(), epoch=epoch, batch=step)
             optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
             optimizer.step()
@@ -383,7 +376,7 @@ def check_images(images: torch.Tensor) -> torch.Tensor:
             f"image height and width must be multiples of {DOWNSAMPLING} for the VQ models, "
             f"got {images.shape[2]}x{images.shape[3]}; pad or resize the images"
         )
-    images = require_finite(images.float().contiguous())
+    images = base.require_finite(images.float().contiguous())
     if images.numel() and (images.min() < 0 or images.max() > 1):
         raise UserError("images must be floats in [0, 1]; divide uint8 pixels by 255")
     return images
