@@ -64,8 +64,12 @@ def completeness_lines(records: pd.DataFrame, run_info: dict) -> list[str]:
     """
     status: dict[str, str] = {}
     for row in records.itertuples():
-        cell = cell_id(row.scenario, row.model, int(row.seed)) if not _present(row.cell_id) \
-            else str(row.cell_id)
+        if _present(row.cell_id):
+            cell = str(row.cell_id)
+        elif _present(row.seed):
+            cell = cell_id(str(row.scenario), str(row.model), int(row.seed))
+        else:
+            continue
         failed = row.status == "failed" and row.metric == "cell"
         status[cell] = "failed" if failed or status.get(cell) == "failed" else "ok"
     preset = run_info.get("preset") or {}
