@@ -41,8 +41,12 @@ def test_a_checkpoint_that_runs_code_is_refused_naming_the_file(tmp_path):
     marker = tmp_path / "pwned"
     payload = {"model": "vqvae", "config": {}, "state": {}, "extra": _evil(marker)}
     torch.save(payload, tmp_path / "model.pt")
-    with pytest.raises(UserError, match=f"cannot load model checkpoint {tmp_path / 'model.pt'}"):
+    with pytest.raises(UserError) as caught:
         GenerativeModel.load(tmp_path / "model.pt")
+    assert str(caught.value) == (
+        f"cannot load model checkpoint {tmp_path / 'model.pt'}: it holds more than tensors and "
+        f"plain data (refused by weights_only=True); only load checkpoints written by "
+        f"GenerativeModel.save")
     assert not marker.exists()
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -115,10 +116,14 @@ class GenerativeModel(nn.Module, ABC):
         """
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # unpickling errors have no common base class
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        except pickle.UnpicklingError:
+            raise UserError(f"cannot load model checkpoint {path}: it holds more than tensors "
+                            f"and plain data (refused by weights_only=True); only load "
+                            f"checkpoints written by GenerativeModel.save") from None
+        except Exception as error:  # truncated or foreign files fail in many ways
+            first = (str(error).strip().splitlines() or [""])[0]
             raise UserError(f"cannot load model checkpoint {path}: {type(error).__name__}: "
-                            f"{first[:300]}") from None
+                            f"{first[:200]}") from None
         if not isinstance(payload, dict) or not {"model", "config", "state"} <= set(payload):
             raise UserError(f"{path} is not a model checkpoint written by GenerativeModel.save")
         model_cls = MODELS.get(payload["model"])
