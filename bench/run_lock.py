@@ -9,6 +9,8 @@ Guarantees:
   exactly one gets it; the other gets a :class:`RunLocked` (a ``UserError``) naming the folder
   and the holder (pid, host, start time);
 - a lock left by a dead process *on this host* is taken over, with a warning through ``log``;
+  takers are serialised by a second ``O_EXCL`` file (``.lock.takeover``), so of several
+  processes finding the same stale lock exactly one ends up holding the folder;
   a lock held from another host is never taken over (its pid cannot be checked from here):
   remove it by hand when you know that run is gone;
 - the lock is released (its file removed) when the ``with`` block ends, also on an exception,
@@ -31,6 +33,7 @@ from pathlib import Path
 from rvqvae.errors import UserError
 
 LOCK_NAME = ".lock"
+TAKEOVER_TIMEOUT_S = 30.0
 
 
 class RunLocked(UserError):
@@ -68,8 +71,7 @@ def acquire(path: Path, *, log: Callable[[str], None] | None = None) -> str:
                 if log is not None:
                     log(f"warning: taking over the stale lock {path} of dead process "
                         f"{_describe(other)}")
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+                _remove_if_unchanged(path, other)
                 continue
             raise RunLocked(
                 f"run folder {path.parent} is in use by {_describe(other)} (lock file {path}); "
@@ -86,6 +88,25 @@ def release(path: Path, token: str) -> None:
     if read_holder(path).get("token") == token:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def _remove_if_unchanged(path: Path, stale: dict) -> None:
+    """Delete the stale lock at ``path`` if it still holds ``stale``, serialised by a second
+    ``O_EXCL`` file: of several processes taking a stale lock over, each deletes only the lock
+    it judged stale, never a fresh one, and creation (``O_EXCL``) picks exactly one winner."""
+    guard = path.with_name(path.name + ".takeover")
+    with contextlib.suppress(FileNotFoundError):
+        if time.time() - guard.stat().st_mtime > TAKEOVER_TIMEOUT_S:
+            guard.unlink()  # left by a taker that died in the middle
+    try:
+        os.close(os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        return  # another process is taking over right now: our O_EXCL retry decides
+    try:
+        if read_holder(path) == stale:
+            path.unlink(missing_ok=True)
+    finally:
+        guard.unlink(missing_ok=True)
 
 
 def read_holder(path: Path) -> dict:

@@ -191,3 +191,31 @@ def test_kernels_write_to_a_run_folder_by_default():
 
     args = build_parser("kernels").parse_args(["kernels"])
     assert args.out == "runs/kernels"  # results/kernels changes only through tox -e bench
+
+
+def test_of_two_takers_of_a_stale_lock_exactly_one_wins(tmp_path):
+    from bench.run_lock import acquire
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    for _ in range(30):
+        (tmp_path / ".lock").write_text(json.dumps(
+            {"pid": int(dead.stdout), "host": socket.gethostname(), "started": "then"}))
+        barrier, outcomes = threading.Barrier(4), []
+
+        def take(barrier=barrier, outcomes=outcomes):
+            barrier.wait()
+            try:
+                outcomes.append(acquire(tmp_path / ".lock"))
+            except RunLocked:
+                outcomes.append(None)
+
+        threads = [threading.Thread(target=take) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        winners = [o for o in outcomes if o is not None]
+        assert len(winners) == 1 and read_holder(tmp_path / ".lock")["token"] == winners[0]
+        (tmp_path / ".lock").unlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
