@@ -28,6 +28,22 @@ PRESET = Preset(name="t", description="tiny", scenarios=("mnist+fmnist@0.25",),
 QUIET = {"progress": False, "log": lambda line: None}
 
 
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and was reaped)."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout)
+
+
+def _run_together(target, count: int) -> None:
+    """Run ``target`` in ``count`` threads at once and wait for all of them."""
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 @pytest.fixture
 def fake_cells(monkeypatch):
     """Cells that take no time; the model labelled in ``broken`` raises."""
@@ -133,9 +149,7 @@ def test_a_locked_folder_is_refused_naming_the_holder(tmp_path):
 
 
 def test_a_stale_lock_of_a_dead_process_is_taken_over_with_a_warning(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
-    pid = int(dead.stdout)
+    pid = _dead_pid()
     (tmp_path / ".lock").write_text(json.dumps(
         {"pid": pid, "host": socket.gethostname(), "started": "2020-01-01T00:00:00Z"}))
     lines = []
@@ -175,11 +189,7 @@ def test_concurrent_model_saves_to_one_path_do_not_collide(tmp_path):
         except Exception as error:  # noqa: BLE001 - collected for the assertion
             errors.append(error)
 
-    threads = [threading.Thread(target=save_many) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _run_together(save_many, 3)
     assert errors == []
     assert not list(tmp_path.glob("*.part"))
     loaded = type(model).load(tmp_path / "model.pt")
@@ -196,11 +206,10 @@ def test_kernels_write_to_a_run_folder_by_default():
 def test_of_two_takers_of_a_stale_lock_exactly_one_wins(tmp_path):
     from bench.run_lock import acquire
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    pid = _dead_pid()
     for _ in range(30):
         (tmp_path / ".lock").write_text(json.dumps(
-            {"pid": int(dead.stdout), "host": socket.gethostname(), "started": "then"}))
+            {"pid": pid, "host": socket.gethostname(), "started": "then"}))
         barrier, outcomes = threading.Barrier(4), []
 
         def take(barrier=barrier, outcomes=outcomes):
@@ -210,11 +219,7 @@ def test_of_two_takers_of_a_stale_lock_exactly_one_wins(tmp_path):
             except RunLocked:
                 outcomes.append(None)
 
-        threads = [threading.Thread(target=take) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        _run_together(take, 4)
         winners = [o for o in outcomes if o is not None]
         assert len(winners) == 1 and read_holder(tmp_path / ".lock")["token"] == winners[0]
         (tmp_path / ".lock").unlink()
