@@ -14,7 +14,7 @@ import pytest
 
 GRID = """
 scenarios = ["mnist+fmnist@0.25"]
-seeds = [0, 1, 2]
+seeds = [0, 1, 2, 3, 4]  # long enough that the first driver is still running when killed
 train_size = 64
 test_size = 32
 clean_test_size = 64
@@ -64,13 +64,14 @@ def test_two_drivers_one_killed_nothing_lost(real_data, tmp_path):
         _wait_for(lambda: (out / ".lock").exists() or first.poll() is not None, 120,
                   "the first driver's lock")
         assert first.poll() is None, (tmp_path / "first.log").read_text()
+        _wait_for(lambda: (out / ".lock").stat().st_size > 0, 30, "the lock's content")
+        started = json.loads((out / ".lock").read_text())["started"]
         second, second_log = _driver(tmp_path, out, "second")
         assert second.wait(120) == 2
         second_log.close()
         refused = (tmp_path / "second.log").read_text().strip().splitlines()
         assert refused == [f"rvqvae-bench: error: run folder {out} is in use by pid "
-                           f"{first.pid} on host {os.uname().nodename} "
-                           f"(started {json.loads((out / '.lock').read_text())['started']}) "
+                           f"{first.pid} on host {os.uname().nodename} (started {started}) "
                            f"(lock file {out / '.lock'}); wait for it to finish, or delete the "
                            f"lock file if that process is gone"]
 
@@ -87,7 +88,7 @@ def test_two_drivers_one_killed_nothing_lost(real_data, tmp_path):
             first.wait(30)
         first_log.close()
     done_before = _all_cells_parse(out)
-    assert 1 <= len(done_before) < 3 and (out / ".lock").exists()  # a stale lock stays behind
+    assert 1 <= len(done_before) < 5 and (out / ".lock").exists()  # a stale lock stays behind
 
     third, third_log = _driver(tmp_path, out, "third")
     assert third.wait(600) == 0
@@ -95,5 +96,5 @@ def test_two_drivers_one_killed_nothing_lost(real_data, tmp_path):
     log = (tmp_path / "third.log").read_text()
     assert f"taking over the stale lock {out / '.lock'} of dead process pid {first.pid}" in log
     assert log.count("done before, skipped") == len(done_before)
-    assert len(_all_cells_parse(out)) == 3
+    assert len(_all_cells_parse(out)) == 5
     assert not list(out.rglob("*.part")) and not (out / ".lock").exists()
