@@ -1,9 +1,11 @@
 """Result records: one row per (scenario, model, seed, metric), written per cell atomically.
 
 A *cell* is one (scenario, model, seed). Its records are written together as
-``RUN_DIR/cells/<cell_id>.json`` (temp file + rename), so a cell is either wholly finished or
-absent; resume skips cells whose file exists. A failed cell is written too, with
-``status="failed"`` and its error, so the grid can go on and the failure is visible.
+``RUN_DIR/cells/<cell_id>.json`` (temp file + rename), so a cell is either wholly written or
+absent. A failed cell is written too, with one record ``metric="cell"``, ``status="failed"``
+and its error, so the grid can go on and the failure is visible. :func:`cell_status` tells a
+finished cell (``ok``: resume skips it) from a failed one (``failed``: resume retries it
+unless asked to keep it) and an absent one (``None``).
 
 Record fields (``RECORD_FIELDS``):
 - ``scenario, model, seed, metric``: the key; ``epsilon, inlier, outlier``: scenario facts;
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -58,9 +61,31 @@ def cell_path(run_dir: str | Path, cell_id: str) -> Path:
     return Path(run_dir) / CELLS / f"{cell_id}.json"
 
 
+def cell_id(scenario: str, model: str, seed: int) -> str:
+    """A file-name-safe cell id, e.g. ``mnist+fmnist@0.2__rvqvae__s0`` (model: its label)."""
+    return re.sub(r"[^A-Za-z0-9_.+@-]", "_", f"{scenario}__{model}__s{seed}")
+
+
+def cell_status(run_dir: str | Path, cell_id: str) -> str | None:
+    """``"ok"`` (finished), ``"failed"`` (recorded as failed) or ``None`` (not recorded).
+
+    A records file that cannot be read or parsed counts as not recorded (the cell is run
+    again and its file replaced).
+    """
+    try:
+        rows = json.loads(cell_path(run_dir, cell_id).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rows, list) or not rows:
+        return None
+    failed = any(isinstance(r, dict) and r.get("status") == "failed" and r.get("metric") == "cell"
+                 for r in rows)
+    return "failed" if failed else "ok"
+
+
 def cell_done(run_dir: str | Path, cell_id: str) -> bool:
-    """True when the cell's records were written (finished or failed: never recomputed)."""
-    return cell_path(run_dir, cell_id).exists()
+    """True when the cell finished (a failed or unreadable cell is not done)."""
+    return cell_status(run_dir, cell_id) == "ok"
 
 
 def write_cell(run_dir: str | Path, cell_id: str, records: Iterable[Mapping[str, Any]]) -> Path:

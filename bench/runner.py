@@ -2,8 +2,9 @@
 
 Each cell: build the scenario's data for the seed -> create and fit the model -> save the
 checkpoint, samples, scores and training history -> evaluate the metrics -> write the cell's
-records (``bench.records``). Cells whose records exist are skipped (resume never recomputes a
-finished cell); a cell that raises is recorded as failed with its error and the grid goes on.
+records (``bench.records``). Finished cells are skipped (resume never recomputes a finished
+cell); a cell that raises is recorded as failed with its error and the grid goes on, and is
+retried by the next run of the same grid (unless ``keep_failed``).
 
 Per-cell artefacts, under ``RUN_DIR/cells/<cell_id>/`` (read by ``bench.report``):
 ``model.pt`` (checkpoint), ``samples.pt`` (the first 64 generated images, float [0, 1]),
@@ -16,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import re
 import sys
 import time
 import traceback
@@ -30,47 +30,80 @@ import torch
 from bench import records
 from bench.cache import atomic_path, atomic_write_text
 from bench.presets import ModelSpec, Preset
+from bench.presets.checks import check_preset, sized_scenario
 from bench.provenance import config_hash, provenance
+from bench.run_folder import check_same_run, remove_stale_parts, write_run_info
+from bench.run_lock import run_lock
 
 
 @dataclass(frozen=True)
 class RunSummary:
-    """What a run did: cells finished now, skipped (already done), and failed now."""
+    """What a run did with each cell of the grid.
+
+    ``finished``: computed now; ``skipped``: finished before; ``failed``: failed now;
+    ``kept_failed``: failed before and not retried (``keep_failed=True``).
+    """
 
     run_dir: Path
     finished: tuple[str, ...]
     skipped: tuple[str, ...]
     failed: tuple[str, ...]
+    kept_failed: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        """True when every cell of the grid is finished (none failed, now or before)."""
+        return not self.failed and not self.kept_failed
+
+    def line(self) -> str:
+        """The one-line summary the CLI prints."""
+        failed = len(self.failed) + len(self.kept_failed)
+        kept = f" ({len(self.kept_failed)} kept from before, not retried)" if self.kept_failed \
+            else ""
+        return (f"{len(self.finished)} cell(s) finished, {len(self.skipped)} skipped (done "
+                f"before), {failed} failed{kept}; records in {self.run_dir}")
 
 
 def run_preset(
     preset: Preset, run_dir: str | Path, *, progress: bool = True,
-    log: Callable[[str], None] | None = None,
+    log: Callable[[str], None] | None = None, keep_failed: bool = False,
 ) -> RunSummary:
-    """Run every cell of ``preset`` not yet recorded in ``run_dir``; see the module docstring."""
-    from bench.scenarios import get_scenario
+    """Run every cell of ``preset`` not yet finished in ``run_dir``; see the module docstring.
 
+    Guarantees: only one process works on ``run_dir`` at a time (:mod:`bench.run_lock`); a
+    folder holding a run of another configuration is refused before any cell runs
+    (:func:`bench.run_folder.check_same_run`), and so is any bad input
+    (:func:`bench.presets.checks.check_preset`); cells recorded as failed are run again unless
+    ``keep_failed``; temporary files of an interrupted run are removed first.
+    """
+    check_preset(preset)
     run_dir = Path(run_dir)
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    _write_run_info(preset, run_dir)
-    finished, skipped, failed = [], [], []
+    with run_lock(run_dir, log=log):
+        check_same_run(preset, run_dir)
+        remove_stale_parts(run_dir, log)
+        write_run_info(preset, run_dir)
+        return _run_cells(preset, run_dir, progress=progress, log=log, keep_failed=keep_failed)
+
+
+def _run_cells(preset: Preset, run_dir: Path, *, progress: bool, log, keep_failed: bool
+               ) -> RunSummary:
+    done: dict[str, list[str]] = {"finished": [], "skipped": [], "failed": [], "kept": []}
     data_cache: dict[tuple[str, int], Any] = {}
     cells = preset.cells()
     for number, (scenario_name, seed, spec) in enumerate(cells, start=1):
         cell = cell_id(scenario_name, spec, seed)
         prefix = f"[{number}/{len(cells)}] {cell}"
-        if records.cell_done(run_dir, cell):
-            skipped.append(cell)
-            log(f"{prefix}: done before, skipped")
+        before = records.cell_status(run_dir, cell)
+        if before == "ok" or (before == "failed" and keep_failed):
+            done["skipped" if before == "ok" else "kept"].append(cell)
+            log(f"{prefix}: {'done' if before == 'ok' else 'failed'} before, skipped")
             continue
-        log(f"{prefix}: running")
+        log(f"{prefix}: {'retrying (failed before)' if before == 'failed' else 'running'}")
         start = time.perf_counter()
+        traceback_file = run_dir / "cells" / f"{cell}.traceback.txt"
         try:
-            scenario = _sized(get_scenario(scenario_name), preset)
+            scenario = sized_scenario(preset, scenario_name)
             key = (scenario_name, seed)
             if key not in data_cache:
                 data_cache.clear()  # one scenario's data in memory at a time
@@ -79,22 +112,23 @@ def run_preset(
             rows = _run_cell(preset, scenario, data_cache[key], spec, seed,
                              run_dir / "cells" / cell, progress=progress, log=cell_log)
             status = "ok"
+            traceback_file.unlink(missing_ok=True)  # from an earlier failed attempt
         except Exception as error:  # a failing cell is recorded and the grid goes on
             rows = [_failed_row(scenario_name, spec, seed, error)]
             status = "failed"
             log(f"{prefix}: FAILED: {rows[0]['error']}")
-            atomic_write_text(run_dir / "cells" / f"{cell}.traceback.txt", traceback.format_exc())
+            atomic_write_text(traceback_file, traceback.format_exc())
         wall = time.perf_counter() - start
         stamp = {"cell_id": cell, "wall_s": round(wall, 3), **provenance(preset.device)}
         records.write_cell(run_dir, cell, [records.make_record(**{**row, **stamp}) for row in rows])
-        (failed if status == "failed" else finished).append(cell)
+        done["failed" if status == "failed" else "finished"].append(cell)
         log(f"{prefix}: {status} in {wall:.1f} s")
-    return RunSummary(run_dir, tuple(finished), tuple(skipped), tuple(failed))
+    return RunSummary(run_dir, *(tuple(done[k]) for k in ("finished", "skipped", "failed", "kept")))
 
 
 def cell_id(scenario: str, spec: ModelSpec, seed: int) -> str:
-    """A file-name-safe id, e.g. ``mnist+fmnist@0.2__rvqvae__s0``."""
-    return re.sub(r"[^A-Za-z0-9_.+@-]", "_", f"{scenario}__{spec.display}__s{seed}")
+    """A file-name-safe id, e.g. ``mnist+fmnist@0.2__rvqvae__s0`` (:func:`records.cell_id`)."""
+    return records.cell_id(scenario, spec.display, seed)
 
 
 def _run_cell(preset, scenario, data, spec: ModelSpec, seed: int, cell_dir: Path, *,
@@ -115,7 +149,8 @@ def _run_cell(preset, scenario, data, spec: ModelSpec, seed: int, cell_dir: Path
     model.save(cell_dir / "model.pt")
     _save_json(cell_dir / "history.json", history)
 
-    values = _evaluate(preset, model, data, scenario, seed, cell_dir)
+    log(f"trained in {fit_seconds:.1f} s; evaluating")
+    values = _evaluate(preset, model, data, scenario, seed, cell_dir, log=log)
     base = {
         "scenario": scenario.name, "model": spec.display, "seed": seed,
         "epsilon": scenario.epsilon, "inlier": scenario.inlier, "outlier": scenario.outlier,
@@ -131,7 +166,8 @@ def _run_cell(preset, scenario, data, spec: ModelSpec, seed: int, cell_dir: Path
     return rows
 
 
-def _evaluate(preset: Preset, model, data, scenario, seed: int, cell_dir: Path) -> list:
+def _evaluate(preset: Preset, model, data, scenario, seed: int, cell_dir: Path, *,
+              log=None) -> list:
     """Every metric with the first extractor; only FID/KID again with any further extractor.
 
     Saves the first 64 samples and the outlier scores for the report's figures.
@@ -139,7 +175,7 @@ def _evaluate(preset: Preset, model, data, scenario, seed: int, cell_dir: Path) 
     from bench.metrics.evaluate import EvalContext, run_metrics
 
     ctx = EvalContext(model, data, scenario, n_samples=preset.n_samples,
-                      extractor=preset.extractors[0], seed=seed, device=preset.device)
+                      extractor=preset.extractors[0], seed=seed, device=preset.device, log=log)
     values = run_metrics(ctx)
     for extractor in preset.extractors[1:]:
         values += run_metrics(ctx.with_extractor(extractor), ["generation"])
@@ -148,12 +184,6 @@ def _evaluate(preset: Preset, model, data, scenario, seed: int, cell_dir: Path) 
     with atomic_path(cell_dir / "scores.pt") as tmp:
         torch.save(ctx.scores, tmp)
     return values
-
-
-def _sized(scenario, preset: Preset):
-    sizes = ("train_size", "test_size", "clean_test_size")
-    changes = {k: getattr(preset, k) for k in sizes if getattr(preset, k) is not None}
-    return scenario.with_(**changes) if changes else scenario
 
 
 def _prefixed(log, prefix: str, line: str) -> None:
@@ -171,12 +201,6 @@ def _epoch_line(record: dict[str, Any], epochs: int | None) -> str:
     parts += [f"{k}={v:.4g}" for k, v in record.items()
               if k != "epoch" and isinstance(v, float)]
     return " ".join(parts)
-
-
-def _write_run_info(preset: Preset, run_dir: Path) -> None:
-    command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])  # no machine paths
-    info = {"preset": dataclasses.asdict(preset), **provenance(preset.device), "command": command}
-    _save_json(run_dir / "run.json", info)
 
 
 def _save_json(path: Path, payload: Any) -> None:

@@ -7,3 +7,20 @@ class UserError(Exception):
     The CLI prints ``str(error)`` on one line and exits with status 2. Messages say what was
     wrong and what to do, e.g. ``"dataset 'mnsit' is unknown; known: fmnist, mnist"``.
     """
+
+
+class NonFiniteError(ValueError):
+    """An input holds NaN or infinite values (images, latents, codebooks, weights).
+
+    Raised before any computation uses them; training code catches it to report a diverged
+    run as such (the epoch and batch where the loss became non-finite).
+    """
+
+    @classmethod
+    def check(cls, tensor, what: str, remedy: str):
+        """``tensor`` unchanged, or this error: ``<what> <k> NaN/infinite value(s); <remedy>``."""
+        if tensor.is_floating_point() and tensor.numel():
+            bad = int((~tensor.isfinite()).sum())
+            if bad:
+                raise cls(f"{what} {bad} NaN/infinite value(s); {remedy}")
+        return tensor

@@ -13,7 +13,7 @@ import torch
 
 from bench.metrics import domain as domain_module
 from bench.metrics.domain import DomainRecipe, domain_classifier
-from bench.metrics.fid import UInt8Images, generation_metrics, to_uint8
+from bench.metrics.fid import UInt8Images, generation_metrics, kid_std_undefined, to_uint8
 
 FAST = DomainRecipe(per_class=60, epochs=2, batch_size=32)
 
@@ -119,8 +119,12 @@ def test_small_n_warns_and_adapts_kid_subset(classifier):
         "KID subset size reduced from 1000 to 20 to fit 20 samples and 400 reference images; "
         "KID is noisier" in messages
     )
-    assert all(np.isfinite(list(values.values())))
     assert set(values) == {"fid_domain_20", "kid_domain_20", "kid_domain_20_std"}
+    assert np.isfinite(values["fid_domain_20"]) and np.isfinite(values["kid_domain_20"])
+    # every KID subset holds all 20 samples: its spread over subsets means nothing
+    assert np.isnan(values["kid_domain_20_std"])
+    assert kid_std_undefined(20, 20).startswith("every KID subset holds all 20 samples")
+    assert kid_std_undefined(21, 20) == ""
 
 
 def test_reference_statistics_cache_is_keyed_by_content(classifier, tmp_path):

@@ -9,6 +9,8 @@ import bench
 import bench.runner as runner
 from bench.cli import main
 from bench.presets import ModelSpec, Preset
+from rvqvae.models import MODELS
+from rvqvae.models.vqvae import VQVAE
 
 TINY_VQ = {"epochs": 1, "prior_epochs": 1, "codebook_size": 16, "hidden_channels": 8,
            "residual_channels": 8, "latent_dim": 8}
@@ -19,8 +21,16 @@ def _preset(*models: ModelSpec) -> Preset:
                   models=models, train_size=64, test_size=32, clean_test_size=64, n_samples=32)
 
 
+@MODELS.register("failing-vqvae", replace=True)
+class FailingVQVAE(VQVAE):
+    """A VQ-VAE whose training always raises (a cell that fails for a reason found late)."""
+
+    def fit(self, images, **kwargs):
+        raise RuntimeError("training exploded")
+
+
 def test_a_failing_cell_is_recorded_and_the_grid_goes_on(real_data, tmp_path):
-    preset = _preset(ModelSpec("vqvae", {**TINY_VQ, "codebook_size": 0}, "broken"),
+    preset = _preset(ModelSpec("failing-vqvae", TINY_VQ, "broken"),
                      ModelSpec("vqvae", TINY_VQ))
     summary = runner.run_preset(preset, tmp_path, progress=False, log=lambda line: None)
     assert summary.failed == ("mnist+fmnist@0.25__broken__s0",)
@@ -36,18 +46,26 @@ def test_a_failing_cell_is_recorded_and_the_grid_goes_on(real_data, tmp_path):
     assert good.loc["auroc_transductive_recon", "status"] == "ok"
     assert 0.0 <= good.loc["auroc_transductive_recon", "value"] <= 1.0
     assert good.loc["fid_domain_32", "status"] == "ok"
+    assert good.loc["kid_domain_32_std", "status"] == "undefined"  # 32 samples, subsets of 32
+    assert good.loc["kid_domain_32_std", "error"].startswith("every KID subset holds all 32")
     assert good.loc["recon_mse_clean_test", "value"] > 0
     assert set(good.epsilon) == {0.25} and set(good.outlier) == {"fmnist"}
     assert good.git_sha.iloc[0] and json.loads(good.versions.iloc[0])["torch"]
 
 
 def test_cell_artefacts_feed_the_report(real_data, tmp_path):
+    lines = []
     runner.run_preset(_preset(ModelSpec("vqvae", TINY_VQ)), tmp_path, progress=False,
-                      log=lambda line: None)
+                      log=lines.append)
+    # evaluation shows progress even without per-epoch lines: one line per metric group
+    prefix = "[1/1] mnist+fmnist@0.25__vqvae__s0: "
+    for group in ("detection", "generation", "outlier_mode", "reconstruction"):
+        assert any(line.startswith(f"{prefix}metrics {group} (domain): ") and line.endswith(" s")
+                   for line in lines), group
     cell = tmp_path / "cells" / "mnist+fmnist@0.25__vqvae__s0"
-    samples = torch.load(cell / "samples.pt")
+    samples = torch.load(cell / "samples.pt", weights_only=True)
     assert samples.shape == (32, 1, 28, 28) and 0 <= samples.min() and samples.max() <= 1
-    scores = torch.load(cell / "scores.pt")
+    scores = torch.load(cell / "scores.pt", weights_only=True)
     assert set(scores) == {"transductive", "inductive"}
     assert int(scores["transductive"]["is_outlier"].sum()) == 16  # round(0.25 * 64)
     assert len(json.loads((cell / "history.json").read_text())) == 1

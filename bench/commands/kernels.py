@@ -1,4 +1,8 @@
-"""``rvqvae-bench kernels``: time nearest-codeword backends against FAISS, VQP and the GEMM."""
+"""``rvqvae-bench kernels``: time nearest-codeword backends against FAISS, VQP and the GEMM.
+
+Writes into ``runs/kernels`` unless ``--out`` says otherwise: the committed numbers in
+``results/kernels`` change only through ``tox -e bench`` (which passes ``--out``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import time
 
 from rvqvae.errors import UserError
 
-DEFAULT_OUT = "results/kernels"
+DEFAULT_OUT = "runs/kernels"  # results/kernels is curated: only `tox -e bench` refreshes it
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,9 @@
-"""``rvqvae-bench run``: a preset, or an ad-hoc grid, into result records."""
+"""``rvqvae-bench run``: a preset, or an ad-hoc grid, into result records.
+
+Every input is checked before the first cell runs (:func:`bench.presets.checks.check_preset`);
+a bad one is one ``rvqvae-bench: error: ...`` line and exit status 2. Exit status 1 when any
+cell of the grid is failed (failed now, or failed before and kept with ``--keep-failed``).
+"""
 
 from __future__ import annotations
 
@@ -11,15 +16,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     grid.add_argument("--preset", help="a preset name (smoke, ci, quick, paper, nsvae-paper) "
                                        "or a .toml preset file")
     grid.add_argument("--scenario", nargs="+", metavar="NAME",
-                      help="ad-hoc grid: scenario names (see 'rvqvae-bench scenarios')")
+                      help="ad-hoc grid: scenario names (see 'rvqvae-bench scenarios'), also "
+                           "those of --scenario-file")
+    parser.add_argument("--scenario-file", action="append", default=[], metavar="TOML",
+                        help="register the scenarios of this TOML file first (repeatable); "
+                             "run them with --scenario NAME or from a preset")
     parser.add_argument("--model", nargs="+", metavar="NAME",
                         help="ad-hoc grid: model names (see 'rvqvae-bench models')")
     parser.add_argument("--seeds", nargs="+", type=int, metavar="N", help="seeds (default 0)")
     parser.add_argument("--train-size", type=int, help="override the scenarios' train size")
     parser.add_argument("--epochs", type=int, help="override every model's epochs")
-    parser.add_argument("--n-samples", type=int, help="generated samples per cell")
-    parser.add_argument("--device", choices=("cpu", "cuda"), help="override the preset's device")
+    parser.add_argument("--n-samples", type=int, help="generated samples per cell (>= 2)")
+    parser.add_argument("--device", help="override the preset's device: cpu, cuda or cuda:N")
     parser.add_argument("--out", required=True, help="run folder (resumed if it exists)")
+    parser.add_argument("--keep-failed", action="store_true",
+                        help="do not retry cells that failed in an earlier run")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
 
 
@@ -28,8 +39,11 @@ def run(args: argparse.Namespace) -> int:
 
     from bench.presets import ModelSpec, Preset, get_preset
     from bench.runner import run_preset
+    from bench.scenarios import load_scenario_file
     from rvqvae.errors import UserError
 
+    for path in args.scenario_file:
+        load_scenario_file(path)
     if args.preset:
         preset = get_preset(args.preset)
     else:
@@ -39,38 +53,19 @@ def run(args: argparse.Namespace) -> int:
                         scenarios=tuple(args.scenario),
                         models=tuple(ModelSpec(m) for m in args.model))
     changes = {}
-    if args.seeds:
-        changes["seeds"] = tuple(args.seeds)
-    if args.train_size:
-        changes["train_size"] = args.train_size
-    if args.n_samples:
-        changes["n_samples"] = args.n_samples
-    if args.device:
-        changes["device"] = args.device
-    if args.epochs:
+    for option, field in (("seeds", "seeds"), ("train_size", "train_size"),
+                          ("n_samples", "n_samples"), ("device", "device")):
+        value = getattr(args, option)
+        if value is not None:  # 0 is a value (and an error), not "not given"
+            changes[field] = tuple(value) if option == "seeds" else value
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise UserError(f"--epochs must be >= 1, got {args.epochs}")
         changes["models"] = tuple(
             dataclasses.replace(m, options={**m.options, "epochs": args.epochs})
             for m in preset.models)
     preset = dataclasses.replace(preset, **changes)
-    if preset.device == "cuda":
-        import torch
-        if not torch.cuda.is_available():
-            raise UserError(f"preset {preset.name!r} wants a CUDA GPU and none is available; "
-                            f"pass --device cpu to run it on the CPU (slow)")
-    _check_names(preset)
-    summary = run_preset(preset, args.out, progress=not args.quiet)
-    print(f"{len(summary.finished)} cell(s) finished, {len(summary.skipped)} skipped "
-          f"(done before), {len(summary.failed)} failed; records in {summary.run_dir}",
-          file=sys.stderr)
-    return 1 if summary.failed else 0
-
-
-def _check_names(preset) -> None:
-    """Unknown scenario or model names fail before any cell runs."""
-    from bench.scenarios import get_scenario
-    from rvqvae.models import MODELS
-
-    for name in preset.scenarios:
-        get_scenario(name)
-    for spec in preset.models:
-        MODELS.get(spec.name)
+    summary = run_preset(preset, args.out, progress=not args.quiet,
+                         keep_failed=args.keep_failed)
+    print(summary.line(), file=sys.stderr)
+    return 0 if summary.ok else 1

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+import math
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from bench.metrics.detection import detection_metrics
-from bench.metrics.fid import KID_SUBSETS, generation_metrics_with_protocol
+from bench.metrics.fid import KID_SUBSETS, generation_metrics_with_protocol, kid_std_undefined
 from bench.metrics.outlier_mode import outlier_mode_metric_name, outlier_mode_rate, scenario_domain
 from bench.metrics.reconstruction import codebook_perplexities, reconstruction_mse
 from bench.metrics.values import MetricValue, defined, undefined
@@ -52,6 +54,8 @@ class EvalContext:
     options: dict[str, Any] = field(default_factory=dict)
     #: outlier scores computed by the detection group: {mode: {"is_outlier": ..., name: ...}}
     scores: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    #: progress lines (one per metric group, with its time); None: silent
+    log: Callable[[str], None] | None = None
 
     @functools.cached_property
     def samples(self) -> torch.Tensor:
@@ -114,10 +118,19 @@ def evaluate_cell(
 
 
 def run_metrics(ctx: EvalContext, metrics: Sequence[str] | None = None) -> list[MetricValue]:
-    """The selected metric groups (default: all, in name order) on an existing context."""
+    """The selected metric groups (default: all, in name order) on an existing context.
+
+    Each group that finishes logs one line through ``ctx.log`` with its wall time (the first
+    group that needs the samples includes drawing them).
+    """
     values: list[MetricValue] = []
     for name in metrics if metrics is not None else METRICS.names():
-        values.extend(METRICS.get(name)(ctx))
+        started = time.perf_counter()
+        group = METRICS.get(name)(ctx)
+        values.extend(group)
+        if ctx.log is not None:
+            ctx.log(f"metrics {name} ({ctx.extractor}): {len(group)} value(s) in "
+                    f"{time.perf_counter() - started:.1f} s")
     return values
 
 
@@ -140,13 +153,10 @@ def _generation(ctx: EvalContext) -> list[MetricValue]:
         device=ctx.device,
         seed=ctx.seed,
     )
-    whole_sample = protocol["kid_subset_size"] >= protocol["n_samples"]
-    return [
-        undefined(name, f"every KID subset holds all {protocol['n_samples']} samples: the spread "
-                  f"over subsets measures no sampling uncertainty", **protocol)
-        if whole_sample and name.endswith("_std") else defined(name, value, **protocol)
-        for name, value in numbers.items()
-    ]
+    reason = kid_std_undefined(protocol["n_samples"], protocol["kid_subset_size"])
+    return [defined(name, value, **protocol) if math.isfinite(value)
+            else undefined(name, reason or "not a finite number", **protocol)
+            for name, value in numbers.items()]
 
 
 @METRICS.register(

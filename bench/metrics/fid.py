@@ -18,14 +18,18 @@ A different reference therefore never reuses stale statistics.
 
 Small n: a warning when n (or the reference size) is below the feature dimension (the
 covariance is singular and FID is strongly biased upwards), and the KID subset size becomes
-``min(kid_subset_size or 1000, n, n_reference)`` instead of torch-fidelity's error.
+``min(kid_subset_size or 1000, n, n_reference)`` instead of torch-fidelity's error. When that
+subset size is n, every subset is the whole sample and ``kid_*_std`` is NaN (see
+:func:`kid_std_undefined`; the evaluation records it as undefined with the reason).
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import re
 import warnings
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -90,6 +94,8 @@ def generation_metrics_with_protocol(
         )
     subset = kid_subset_adapted(n, n_ref, kid_subset_size)
     cache_name = reference_cache_name(reference_u8, spec, reference_key) if cache else None
+    if cache_name is not None:
+        vet_reference_cache(cache_dir("fidelity"), cache_name)
     layer = {"feature_layer_fid": spec.feature_layer, "feature_layer_kid": spec.feature_layer}
     result = calculate_metrics(
         input1=UInt8Images(samples_u8),
@@ -115,6 +121,8 @@ def generation_metrics_with_protocol(
         f"kid_{suffix}": float(result[KEY_METRIC_KID_MEAN]),
         f"kid_{suffix}_std": float(result[KEY_METRIC_KID_STD]),
     }
+    if kid_std_undefined(n, subset):  # every subset of the samples is the whole sample
+        values[f"kid_{suffix}_std"] = float("nan")
     protocol = {
         "extractor": spec.label,
         "extractor_name": spec.fidelity_name,
@@ -130,6 +138,19 @@ def generation_metrics_with_protocol(
     return values, protocol
 
 
+def kid_std_undefined(n: int, subset: int) -> str:
+    """Why ``kid_*_std`` has no meaning for ``n`` samples and KID subsets of ``subset``, or "".
+
+    When the subset size reaches the sample count, every subset holds every sample: the
+    spread over subsets is ~0 by construction (torch-fidelity reports ~1e-7), which would
+    read as certainty. The std is then recorded as undefined with this reason.
+    """
+    if subset >= n:
+        return (f"every KID subset holds all {n} samples (subset size {subset}): the spread "
+                f"over subsets measures nothing; use more samples than the subset size")
+    return ""
+
+
 def kid_subset_adapted(n: int, n_ref: int, requested: int | None = None) -> int:
     """``min(requested or 1000, n, n_ref)``, with a warning when it drops below the request."""
     wanted = requested or KID_SUBSET_SIZE
@@ -141,6 +162,32 @@ def kid_subset_adapted(n: int, n_ref: int, requested: int | None = None) -> int:
             stacklevel=3,
         )
     return subset
+
+
+def vet_reference_cache(folder: Path, cache_name: str) -> list[Path]:
+    """Check the cached reference statistics of ``cache_name`` before torch-fidelity reads them.
+
+    torch-fidelity loads its cache with ``weights_only=False``; here every file is first loaded
+    with ``weights_only=True`` (tensors, and the numpy arrays of its FID statistics). A file
+    that fails (corrupt, truncated, or holding anything else) is deleted with a warning naming
+    it, so torch-fidelity recomputes it. Returns the deleted paths.
+    """
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    allowed = [core.multiarray._reconstruct, np.ndarray, np.dtype,
+               *(type(np.dtype(t)) for t in ("float32", "float64"))]
+    removed = []
+    for path in sorted(folder.glob(f"{glob.escape(cache_name)}-*.pt")):
+        try:
+            with torch.serialization.safe_globals(allowed):
+                torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # unpickling errors share no base class
+            warnings.warn(f"reference statistics cache {path} is unreadable "
+                          f"({type(error).__name__}); deleting it to recompute", stacklevel=2)
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def reference_cache_name(

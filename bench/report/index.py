@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.records import cell_id
 from bench.report.figures import Figure
 from bench.report.paired import CLAIMS, claims_markdown
 from bench.report.tables import Table, table_markdown
@@ -37,6 +38,7 @@ def index_markdown(
         f"{aggregate['model'].nunique()} models. Generated "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", "",
         machine_line(records), "",
+        *completeness_lines(records, run_info or {}),
         f"Every cell aggregated over seeds, full precision, long format: "
         f"[{AGGREGATE_CSV}]({AGGREGATE_CSV}) (also the baseline format of `rvqvae-bench compare`).",
         "", "## Tables", "",
@@ -76,6 +78,49 @@ def machine_line(records: pd.DataFrame) -> str:
     shas = [str(sha)[:12] for sha in records["git_sha"] if _present(sha)]
     return (f"Computed on `{seen(records['device'])}`; seeds {', '.join(map(str, seeds))}; "
             f"torch {seen(torch_versions)}; git `{seen(shas)}`.")
+
+
+def completeness_lines(records: pd.DataFrame, run_info: dict) -> list[str]:
+    """Whether every cell of the run's grid finished: a line, plus failed and missing cells.
+
+    The grid comes from ``run.json``; without it only the recorded cells can be counted. A run
+    with failed or missing cells is never called complete.
+    """
+    status: dict[str, str] = {}
+    for row in records.itertuples():
+        if _present(row.cell_id):
+            cell = str(row.cell_id)
+        elif _present(row.seed):
+            cell = cell_id(str(row.scenario), str(row.model), int(row.seed))
+        else:
+            continue
+        failed = row.status == "failed" and row.metric == "cell"
+        status[cell] = "failed" if failed or status.get(cell) == "failed" else "ok"
+    preset = run_info.get("preset") or {}
+    try:
+        grid = [cell_id(s, m.get("label") or m["name"], int(seed)) for s in preset["scenarios"]
+                for seed in preset["seeds"] for m in preset["models"]]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        grid = []
+    failed = sorted(c for c, st in status.items() if st == "failed")
+    finished = [c for c, st in status.items() if st == "ok" and (not grid or c in grid)]
+    missing = [c for c in grid if c not in status]
+    if not grid:
+        head = (f"**{len(finished)} cells finished, {len(failed)} failed** (grid size unknown: "
+                f"no run.json).")
+    elif not failed and not missing:
+        head = f"All {len(grid)} cells of the grid finished."
+    else:
+        head = (f"**Incomplete run: {len(finished)} of {len(grid)} cells finished**; rerun the "
+                f"same command to retry failed cells and compute missing ones.")
+    lines = [head, ""]
+    errors = records[(records["status"] == "failed") & (records["metric"] == "cell")]
+    for cell in failed:
+        error = next((str(e) for c, e in zip(errors["cell_id"], errors["error"], strict=True)
+                      if str(c) == cell and _present(e)), "")
+        lines.append(f"- failed: `{cell}`" + (f": {error}" if error else ""))
+    lines += [f"- missing: `{cell}`" for cell in missing]
+    return lines + ([""] if failed or missing else [])
 
 
 def provenance_lines(records: pd.DataFrame) -> list[str]:

@@ -16,6 +16,7 @@ import os
 
 from bench.scenarios.spec import CLASSES, Scenario, format_epsilon
 from rvqvae.errors import UserError
+from rvqvae.fields import build
 from rvqvae.registry import Registry
 
 EPSILONS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
@@ -76,6 +77,11 @@ def load_scenario_file(path: str | os.PathLike, *, register: bool = True) -> lis
         outlier = "fmnist"
         epsilon = 0.1
         description = "digits 1 and 7 contaminated by clothing"
+
+    Guarantees: any content gives scenarios or one :class:`UserError` (unknown tables or keys,
+    values of the wrong type, inconsistent specs), never another exception. Loading the same
+    file twice is harmless: a name already registered with an equal spec is kept; with a
+    different spec it is an error.
     """
     try:
         import tomllib
@@ -84,22 +90,33 @@ def load_scenario_file(path: str | os.PathLike, *, register: bool = True) -> lis
 
     try:
         with open(path, "rb") as handle:
-            tables = tomllib.load(handle).get("scenario", {})
-    except (OSError, tomllib.TOMLDecodeError) as error:
+            document = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise UserError(f"cannot read scenario file {path}: {error}") from None
-    known = {f.name for f in dataclasses.fields(Scenario)} - {"name"}
+    extra = sorted(set(document) - {"scenario"})
+    tables = document.get("scenario", {})
+    if extra or not isinstance(tables, dict):
+        raise UserError(f"{path}: only [scenario.\"<name>\"] tables are allowed, found "
+                        f"{', '.join(extra) or type(tables).__name__}")
     scenarios = []
     for name, table in tables.items():
+        where = f"{path}: scenario {name!r}"
+        if not isinstance(table, dict):
+            raise UserError(f"{where} must be a table, got {type(table).__name__}")
         table = dict(table)
-        description = str(table.pop("description", ""))
+        description = table.pop("description", "")
+        if not isinstance(description, str):
+            raise UserError(f"{where}: description must be a string")
+        known = {f.name for f in dataclasses.fields(Scenario)} - {"name"}
         unknown = sorted(set(table) - known)
         if unknown:
-            raise UserError(
-                f"{path}: scenario {name!r} has unknown key(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(known | {'description'}))}"
-            )
-        scenario = Scenario(name=name, **table)
+            raise UserError(f"{path}: scenario {name!r} has unknown key(s) {', '.join(unknown)}; "
+                            f"known: {', '.join(sorted(known | {'description'}))}")
+        scenario = build(Scenario, {"name": name, **table}, where=where)
         if register:
+            if name in SCENARIOS and SCENARIOS.get(name) == scenario:
+                scenarios.append(scenario)
+                continue
             register_scenario(scenario, description=description)
         scenarios.append(scenario)
     return scenarios

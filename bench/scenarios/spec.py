@@ -236,6 +236,8 @@ def _validate(s: Scenario) -> None:
     for field in ("train_size", "test_size", "clean_test_size"):
         if not isinstance(getattr(s, field), int) or getattr(s, field) < 1:
             fail(f"{field} must be a positive integer, got {getattr(s, field)!r}")
+    if isinstance(s.seed, bool) or not isinstance(s.seed, int) or not 0 <= s.seed < 2**32:
+        fail(f"seed must be an integer in [0, 2**32), got {s.seed!r}")
     inlier = DATASETS.get(s.inlier)  # UserError listing the known datasets
     known_sources = [CLASSES, *SYNTHETIC, *DATASETS.names()]
     if s.outlier not in known_sources:

@@ -16,6 +16,8 @@ one dict per epoch (at least ``epoch`` and ``loss``).
 from __future__ import annotations
 
 import dataclasses
+import math
+import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +26,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from rvqvae.errors import UserError
+from rvqvae.atomic import atomic_path
+from rvqvae.errors import NonFiniteError, UserError
+from rvqvae.fields import typed_fields
 from rvqvae.registry import Registry
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -87,23 +91,41 @@ class GenerativeModel(nn.Module, ABC):
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        """Save config and weights (and any fitted state registered as buffers)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Save config and weights (and any fitted state registered as buffers).
+
+        The config is stored as plain data (a dict of primitives), so :meth:`load` reads the
+        file with ``weights_only=True``. Written to a unique temporary file and renamed:
+        concurrent writers never collide and a killed writer leaves no half-written file.
+        """
         payload = {
             "model": model_name(type(self)),
             "config": dataclasses.asdict(self.config),
             "state": self.state_dict(),
             "extra": self.extra_state(),
         }
-        tmp = path.with_name(path.name + ".part")
-        torch.save(payload, tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
 
     @classmethod
     def load(cls, path: str | Path) -> GenerativeModel:
-        """Load a model saved by :meth:`save`; the registered class is looked up by name."""
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        """Load a model saved by :meth:`save`; the registered class is looked up by name.
+
+        Reads with ``torch.load(..., weights_only=True)``: a checkpoint can hold tensors and
+        plain data only, never code. A file that is not such a checkpoint raises
+        :class:`UserError` naming it.
+        """
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise UserError(f"cannot load model checkpoint {path}: it holds more than tensors "
+                            f"and plain data (refused by weights_only=True); only load "
+                            f"checkpoints written by GenerativeModel.save") from None
+        except Exception as error:  # truncated or foreign files fail in many ways
+            first = (str(error).strip().splitlines() or [""])[0]
+            raise UserError(f"cannot load model checkpoint {path}: {type(error).__name__}: "
+                            f"{first[:200]}") from None
+        if not isinstance(payload, dict) or not {"model", "config", "state"} <= set(payload):
+            raise UserError(f"{path} is not a model checkpoint written by GenerativeModel.save")
         model_cls = MODELS.get(payload["model"])
         model = model_cls(model_cls.Config(**payload["config"]))
         model.load_extra_state(payload.get("extra") or {})
@@ -119,6 +141,47 @@ class GenerativeModel(nn.Module, ABC):
         """Restore :meth:`extra_state`; called before ``load_state_dict``."""
 
 
+def require_finite(tensor: torch.Tensor, what: str = "images") -> torch.Tensor:
+    """``tensor`` unchanged; a ``ValueError`` naming ``what`` when it holds NaN or infinity.
+
+    Every model calls this on the images given to ``fit``, ``outlier_scores`` and
+    ``reconstruct``: non-finite inputs would train or score silently into NaN.
+    """
+    return NonFiniteError.check(tensor, f"{what} hold", "clean the data first")
+
+
+def require_images(images: torch.Tensor) -> None:
+    """A ``ValueError`` when ``fit`` gets no image at all."""
+    if images.shape[0] == 0:
+        raise ValueError("fit needs at least one training image, got 0")
+
+
+def check_sample_count(n: Any) -> int:
+    """``n`` as an int >= 0 (``sample(n)``); a ``ValueError`` otherwise."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"sample(n) needs an integer n >= 0, got {n!r}")
+    return n
+
+
+def check_loss(loss: float, *, epoch: int, batch: int, what: str = "training loss") -> None:
+    """Stop training at the first non-finite loss: ``FloatingPointError`` naming where.
+
+    Raising (instead of training on) makes the harness record the cell as failed with this
+    line, instead of recording NaN samples and metrics.
+    """
+    if not math.isfinite(loss):
+        raise FloatingPointError(
+            f"{what} is {loss} at epoch {epoch}, batch {batch}; lower the learning rate or "
+            f"check the data")
+
+
+def raise_if_diverged(module: nn.Module, *, epoch: int, batch: int) -> None:
+    """After a batch raised: when the weights hold NaN/infinity, training diverged, and that
+    (not the downstream symptom, e.g. a quantizer refusing NaN latents) is what raises."""
+    if not all(bool(torch.isfinite(p).all()) for p in module.parameters()):
+        check_loss(math.nan, epoch=epoch, batch=batch)
+
+
 MODELS: Registry[type[GenerativeModel]] = Registry("model", base=GenerativeModel)
 
 
@@ -128,7 +191,12 @@ def register_model(name: str, *, description: str = "", **info: Any):
 
 
 def create_model(name: str, **overrides: Any) -> GenerativeModel:
-    """A fresh model registered as ``name`` with config fields overridden by keyword."""
+    """A fresh model registered as ``name`` with config fields overridden by keyword.
+
+    Every override is checked against the config dataclass before the model is built: an
+    unknown name, a value of the wrong type (:mod:`rvqvae.fields`), a negative integer or
+    ``epochs < 1`` is one :class:`UserError` naming the option.
+    """
     model_cls = MODELS.get(name)
     fields = {f.name for f in dataclasses.fields(model_cls.Config)}
     unknown = sorted(set(overrides) - fields)
@@ -137,6 +205,11 @@ def create_model(name: str, **overrides: Any) -> GenerativeModel:
             f"model {name!r} has no option(s) {', '.join(unknown)}; "
             f"options: {', '.join(sorted(fields))}"
         )
+    overrides = typed_fields(model_cls.Config, overrides, where=f"model {name!r} options")
+    for option, value in overrides.items():
+        least = 1 if option == "epochs" else 0
+        if isinstance(value, int) and not isinstance(value, bool) and value < least:
+            raise UserError(f"model {name!r} options: {option} must be >= {least}, got {value}")
     return model_cls(**overrides)
 
 

@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from rvqvae.errors import UserError
+from rvqvae.models import base
 from rvqvae.models.base import EpochCallback, GenerativeModel, register_model
 from rvqvae.models.gaussian import (
     kl_to_shifted_normal,
@@ -152,6 +153,7 @@ class VAE(GenerativeModel):
         and, with negatives, ``neg_kl`` (negatives' KL to the shifted prior) and ``gen_kl``."""
         cfg = self.config
         images = self._check_images(images)
+        base.require_images(images)
         auxiliary = self._check_negatives(negatives)
         self.init_weights(seed)
         rng = torch.Generator().manual_seed(seed)
@@ -164,10 +166,15 @@ class VAE(GenerativeModel):
             started = time.perf_counter()
             totals: dict[str, float] = {}
             order = torch.randperm(len(images), generator=rng)
-            for batch_index in order.split(cfg.batch_size):
+            for batch, batch_index in enumerate(order.split(cfg.batch_size)):
                 x = images[batch_index].to(device)
                 x_neg = self._negative_batch(x, auxiliary, rng)
-                terms, pending = self._encoder_step(x, x_neg, rng, encoder_opt)
+                try:
+                    terms, pending = self._encoder_step(x, x_neg, rng, encoder_opt)
+                except RuntimeError:  # e.g. BCE of NaN pixels once the weights diverged
+                    base.raise_if_diverged(self, epoch=epoch, batch=batch)
+                    raise
+                base.check_loss(terms["loss"], epoch=epoch, batch=batch)
                 terms.update(self._generator_step(pending, decoder_opt))
                 for name, value in terms.items():
                     totals[name] = totals.get(name, 0.0) + value * len(x)
@@ -198,6 +205,7 @@ class VAE(GenerativeModel):
 
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         """``G(z)`` for ``z ~ N(0, I)`` drawn from ``seed``: the decoder's mean image."""
+        n = base.check_sample_count(n)
         rng = torch.Generator().manual_seed(seed)
         z = torch.randn((n, self.config.latent_dim), generator=rng)
         with _inference(self):
@@ -309,7 +317,7 @@ class VAE(GenerativeModel):
                 f"{what} must be a float tensor N x {' x '.join(map(str, expected))} in [0, 1], "
                 f"got {shape}; set image_channels / image_size to match the data"
             )
-        return images.float()
+        return base.require_finite(images.float(), what)
 
     def _image_shape(self) -> tuple[int, int, int]:
         cfg = self.config

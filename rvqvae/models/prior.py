@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rvqvae.models.base import check_loss
+
 
 class GatedPixelCNN(nn.Module):
     """Autoregressive model ``p(c) = prod_p p(c_p | c_<p)`` of ``N x h x w`` index grids."""
@@ -102,6 +104,8 @@ class GatedPixelCNN(nn.Module):
             for start in range(0, len(order), batch_size):
                 batch = codes[order[start:start + batch_size]]
                 loss = F.cross_entropy(self(batch), batch)
+                check_loss(loss.item(), epoch=epoch, batch=start // batch_size,
+                           what="prior training loss")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -20,6 +20,7 @@ latent may use, what happens after an epoch, which examples the prior sees).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -28,7 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from rvqvae import quantize
-from rvqvae.errors import UserError
+from rvqvae.errors import NonFiniteError, UserError
+from rvqvae.models import base
 from rvqvae.models.base import EpochCallback, GenerativeModel, register_model
 from rvqvae.models.codebook import Codebook, perplexity
 from rvqvae.models.conv_blocks import DOWNSAMPLING, Decoder, Encoder
@@ -107,6 +109,7 @@ class VQVAE(GenerativeModel):
         per-epoch history is kept in ``self.prior_history``.
         """
         images = check_images(images)
+        base.require_images(images)
         flags = check_flags(outlier_flags, images.shape[0])
         n_epochs = self.config.epochs if epochs is None else epochs
         generator = torch.Generator().manual_seed(seed)
@@ -124,7 +127,7 @@ class VQVAE(GenerativeModel):
                 self._initialise_codebooks_from(images[examples], generator)
             record: dict[str, Any] = {"epoch": epoch}
             record.update(self._train_epoch(images, examples, optimizer, generator,
-                                            restart=epoch < n_epochs - 1))
+                                            restart=epoch < n_epochs - 1, epoch=epoch))
             record.update(info)
             record.update(self._end_epoch(epoch, images, generator))
             history.append(record)
@@ -199,6 +202,7 @@ class VQVAE(GenerativeModel):
 
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         """Index grids drawn from the prior, decoded; the same ``seed`` gives the same images."""
+        n = base.check_sample_count(n)
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             codes = self.prior.sample(n, self.grid_shape, generator=generator,
@@ -300,7 +304,8 @@ class VQVAE(GenerativeModel):
             book.reset_to(pool[torch.randint(pool.shape[0], (book.size,), generator=generator)])
 
     def _train_epoch(self, images: torch.Tensor, examples: torch.Tensor, optimizer,
-                     generator: torch.Generator, *, restart: bool) -> dict[str, Any]:
+                     generator: torch.Generator, *, restart: bool, epoch: int = 0
+                     ) -> dict[str, Any]:
         cfg = self.config
         order = examples[torch.randperm(examples.shape[0], generator=generator)]
         batches = order.split(cfg.batch_size)
@@ -310,7 +315,11 @@ class VQVAE(GenerativeModel):
         totals: dict[str, float] = defaultdict(float)
         restarted = 0
         for step, batch_ids in enumerate(batches):
-            terms = self.training_losses(images[batch_ids], batch_ids)
+            try:
+                terms = self.training_losses(images[batch_ids], batch_ids)
+            except NonFiniteError:  # the quantizer refusing NaN latents: training diverged
+                base.check_loss(math.nan, epoch=epoch, batch=step)
+            base.check_loss(terms["loss"].item(), epoch=epoch, batch=step)
             optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
             optimizer.step()
@@ -367,7 +376,7 @@ def check_images(images: torch.Tensor) -> torch.Tensor:
             f"image height and width must be multiples of {DOWNSAMPLING} for the VQ models, "
             f"got {images.shape[2]}x{images.shape[3]}; pad or resize the images"
         )
-    images = images.float().contiguous()
+    images = base.require_finite(images.float().contiguous())
     if images.numel() and (images.min() < 0 or images.max() > 1):
         raise UserError("images must be floats in [0, 1]; divide uint8 pixels by 255")
     return images

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rvqvae.errors import UserError
+from rvqvae.errors import NonFiniteError, UserError
 from rvqvae.quantize.backends import resolve_backend
 from rvqvae.quantize.chunked import CodebookPlan, compute_dtype
 
@@ -37,7 +37,9 @@ def nearest(
     distance of the chosen near-tie, within that tolerance of the true minimum.
 
     Raises:
-        ValueError: K = 0, or shapes that do not fit together.
+        ValueError: K = 0, D = 0, shapes that do not fit together, or NaN/infinite values in
+            ``x``, ``codebook`` or ``weights`` (checked here, before any backend runs, so
+            every backend rejects the same inputs).
         UserError: an unknown backend, or one not available on x's device.
     """
     _check_pair(x, codebook)
@@ -46,6 +48,7 @@ def nearest(
             raise ValueError(
                 f"weights must have shape ({x.shape[1]},), got {tuple(weights.shape)}"
             )
+        _check_finite(weights, "weights")
         if bool((weights < 0).any()):
             raise ValueError("weights must be non-negative")
         weights = weights.to(device=x.device)
@@ -71,7 +74,8 @@ def nearest_directional(
     with a directional form: ``chunked`` (the ``auto`` choice, two GEMMs fused into one) and
     ``torch-cdist`` (direct broadcasting; small problems). Returns ``(indices int64 (N,),
     distances (N,) in x's dtype)``, the distance recomputed directly for the chosen codeword;
-    lowest index wins ties.
+    lowest index wins ties. Raises ``ValueError`` as :func:`nearest` does, and for a
+    non-finite ``covariance`` or ``eps``.
     """
     _check_pair(x, codebook)
     dim = x.shape[1]
@@ -79,8 +83,9 @@ def nearest_directional(
         raise ValueError(
             f"covariance must have shape ({dim}, {dim}), got {tuple(covariance.shape)}"
         )
-    if eps < 0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
+    _check_finite(covariance, "covariance")
+    if not eps >= 0 or eps == float("inf"):
+        raise ValueError(f"eps must be a finite number >= 0, got {eps}")
     if backend == "auto":
         backend = "chunked"
     name, chosen = resolve_backend(backend, x.device)
@@ -128,8 +133,19 @@ def _check_pair(x: torch.Tensor, codebook: torch.Tensor) -> None:
         raise ValueError("codebook is empty (K = 0): there is no nearest codeword")
     if x.shape[1] != codebook.shape[1]:
         raise ValueError(f"x has D={x.shape[1]} but codebook has D={codebook.shape[1]}")
+    if x.shape[1] == 0:
+        raise ValueError("x and codebook have D = 0 coordinates: there is no distance to compare")
     if not x.is_floating_point():
         raise ValueError(f"x must be a float tensor, got {x.dtype}")
+    _check_finite(x, "x")
+    _check_finite(codebook, "codebook")
+
+
+def _check_finite(tensor: torch.Tensor, what: str) -> None:
+    """NaN or infinity in any input is rejected here, before any backend sees it: backends
+    would otherwise disagree (an infinite codeword wins every row in one, a NaN row gets
+    distance 0 in another)."""
+    NonFiniteError.check(tensor, f"{what} holds", "nearest-codeword search needs finite inputs")
 
 
 def _empty(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
