@@ -2,19 +2,23 @@
 
 Training is chaotic: another CPU's float order, another thread count or another seed set moves
 single-seed metrics far (an outlier-mode rate 0.21 -> 0.30 on unchanged code). So the gate
-compares **means over seeds** and lets the spread over seeds set how far a mean may move:
+compares **means over seeds**, and asks whether the candidate's mean is what more seeds of the
+baseline would give: it lies inside the baseline's one-sided **prediction interval** for the
+mean of ``n_c`` new seeds,
 
-    allowed = max(floor, t_(1 - level, df) * se)
+    allowed = max(floor, t_(1 - level, n_b - 1) * s_b * sqrt(1 / n_b + 1 / n_c))
 
-- ``se`` is the standard error of the difference of the two means. With >= 2 seeds on both
-  sides it is Welch's ``sqrt(s_b^2 / n_b + s_c^2 / n_c)`` with the Welch-Satterthwaite ``df``;
-  with one seed on one side, that side is assumed to share the other side's variance (pooled
-  ``s * sqrt(1 / n_b + 1 / n_c)``, ``df = n_b + n_c - 2``); with one seed on both sides there is
-  no spread to go by and only the floor applies.
-- ``level`` is the one-sided test level per metric (``DEFAULT_LEVEL`` = 0.001, a stated false
-  alarm rate of 1 in 1000 per metric under normality; a gate compares ~150 metrics).
+- ``s_b`` is the baseline's sample std over its ``n_b`` seeds. The null hypothesis is "same
+  code": the candidate's seeds come from the baseline's distribution, so the baseline's spread
+  is the yardstick. The candidate's own spread is not used: a regression that makes training
+  fail in some seeds widens it, and must not buy itself a wider allowance (a Welch test lets
+  it: with 3 candidate seeds, one collapsed, Welch's df falls to ~2 and t_(0.999) to ~22).
+  With one baseline seed the candidate's spread stands in (``df = n_c - 1``); with one seed on
+  both sides only the floor applies.
+- ``level`` is the one-sided level per metric (``DEFAULT_LEVEL`` = 0.001: a stated false alarm
+  rate of 1 in 1000 per metric under normality; a gate compares ~150 metrics).
 - ``floor = max(abs, rel * |baseline mean|)``: changes smaller than this never count, however
-  tight the seeds (identical reruns have se = 0).
+  tight the seeds (identical reruns have s = 0).
 
 A change beyond ``allowed`` in the metric's bad direction is a regression, in its good
 direction an improvement. ``p`` (reported) is the one-sided p-value of the observed change.
@@ -84,7 +88,7 @@ class Allowance:
 
     allowed: float
     p_value: float  # NaN when there is no spread to test with
-    rule: str  # "welch", "pooled" or "floor"
+    rule: str  # "prediction", "prediction (candidate spread)" or "floor"
 
 
 def allowance(tolerance: Tolerance, change: float, baseline: tuple[float, float, int],
@@ -108,18 +112,13 @@ def allowance(tolerance: Tolerance, change: float, baseline: tuple[float, float,
 
 
 def _standard_error(std_b, n_b, std_c, n_c) -> tuple[float, float, str] | None:
-    var_b = std_b**2 if n_b > 1 and math.isfinite(std_b) else None
-    var_c = std_c**2 if n_c > 1 and math.isfinite(std_c) else None
-    if var_b is not None and var_c is not None:
-        se2 = var_b / n_b + var_c / n_c
-        if se2 == 0:
-            return 0.0, n_b + n_c - 2, "welch"
-        df = se2**2 / ((var_b / n_b) ** 2 / (n_b - 1) + (var_c / n_c) ** 2 / (n_c - 1))
-        return math.sqrt(se2), df, "welch"
-    shared = var_b if var_b is not None else var_c
-    if shared is None:
-        return None
-    return math.sqrt(shared * (1 / max(n_b, 1) + 1 / max(n_c, 1))), n_b + n_c - 2, "pooled"
+    """(se, df, rule) of the difference of means under "same distribution", or None."""
+    scale = math.sqrt(1 / max(n_b, 1) + 1 / max(n_c, 1))
+    if n_b > 1 and math.isfinite(std_b):
+        return std_b * scale, n_b - 1, "prediction"
+    if n_c > 1 and math.isfinite(std_c):
+        return std_c * scale, n_c - 1, "prediction (candidate spread)"
+    return None
 
 
 def load_tolerances(path: str | Path | None = None) -> Tolerances:

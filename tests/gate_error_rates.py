@@ -20,7 +20,8 @@ Detection: injected regressions that must fail it, naming the metric.
 - ``split-disabled``: RVQ-VAE whose per-epoch split marks no outliers;
 - ``wrong-codeword``: ``rvqvae.quantize.nearest`` returns the next codeword for 5% of rows;
 - ``fid-vs-train``: FID/KID against the contaminated training set, not the clean inliers.
-Resumable: a case whose run folder is complete is not recomputed.
+Resumable: a case whose run folder is complete is not recomputed; ``--judge-only`` re-judges
+the existing run folders (e.g. after a change of the gate's rule).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def main() -> int:
     parser.add_argument("--work", default="runs/gate", help="run folders of the cases")
     parser.add_argument("--out", default="results/gate", help="where the table is written")
     parser.add_argument("--case", nargs="+", choices=sorted(CASES), help="default: all")
+    parser.add_argument("--judge-only", action="store_true",
+                        help="judge the cases' existing run folders, run nothing")
     parser.add_argument("--inject", help=argparse.SUPPRESS)  # internal: one case's run
     parser.add_argument("--seeds", nargs="+", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--models", nargs="+", help=argparse.SUPPRESS)
@@ -68,7 +71,7 @@ def main() -> int:
         elif name == "other-seeds":
             run_dir = _subset(baseline, run_dir, seeds)
             baseline = _subset(baseline, Path(args.work) / f"{name}-baseline", (0, 1, 2))
-        else:
+        elif not args.judge_only:
             start = time.perf_counter()
             command = [sys.executable, __file__, "--baseline", args.baseline, "--work",
                        str(run_dir), "--inject", injection or "", "--seeds", *map(str, seeds)]
