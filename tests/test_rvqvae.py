@@ -69,8 +69,8 @@ def test_weighted_distance_matches_float64_brute_force(weighting, which):
     torch.testing.assert_close(distances.double(), expected_distances, rtol=1e-4, atol=1e-5)
 
 
-def test_warm_up_quantises_each_latent_with_its_nearest_codeword_over_both_codebooks():
-    model = RVQVAE(**TINY)
+def test_nearest_warm_up_quantises_each_latent_with_its_nearest_codeword_over_both_codebooks():
+    model = RVQVAE(**TINY, first_split="nearest")
     images = _images(6)
     with torch.no_grad():
         latents = model.encoder(images).permute(0, 2, 3, 1).reshape(-1, 4)
@@ -225,6 +225,10 @@ def test_option_errors():
         RVQVAE(weighting="mahalanobis")
     with pytest.raises(UserError, match="warmup_epochs must be >= 1"):
         RVQVAE(warmup_epochs=0)
+    with pytest.raises(UserError, match="first_split='random' is not supported"):
+        RVQVAE(first_split="random")
+    with pytest.raises(UserError, match="split_momentum must be in"):
+        RVQVAE(split_momentum=1.0)
 
 
 def test_loss_falls_and_split_is_reported_on_a_small_real_scenario(real_data):
