@@ -127,3 +127,13 @@ def test_true_flags_only_monitor_every_first_split_option():
         pairs = zip(a.state_dict().values(), b.state_dict().values(), strict=True)
         assert all(torch.equal(x, y) for x, y in pairs)
         assert torch.equal(a.outlier_set, b.outlier_set)
+
+
+def test_contamination_source_estimate_ignores_the_given_epsilon():
+    images = _images()
+    given = RVQVAE(**TINY).fit(images, seed=0, contamination=0.3)
+    estimated = RVQVAE(**TINY, contamination_source="estimate").fit(
+        images, seed=0, contamination=0.3)
+    otsu = RVQVAE(**TINY).fit(images, seed=0)
+    assert given[-1]["split_outliers"] == 12
+    assert [h["split_outliers"] for h in estimated] == [h["split_outliers"] for h in otsu]

@@ -46,8 +46,9 @@ Every unstated choice is an option of :class:`RVQVAEConfig` (defaults in bracket
   ``m * previous + (1 - m) * ranks`` (ranks of this epoch's scores scaled to [0, 1],
   :func:`rvqvae.models.split_init.smoothed_ranks`; the first split's ranks start it), so one
   epoch cannot flip the split wholesale; the count round(eps * n) is unchanged.
-- eps: ``config.contamination`` if set, else ``fit(contamination=...)``, else estimated by
-  ``estimate`` ["otsu"] from the split scores each epoch.
+- eps: ``config.contamination`` if set, else ``fit(contamination=...)`` (unless
+  ``contamination_source="estimate"`` ["given"], which ignores it), else estimated by
+  ``estimate`` ["otsu"] from the split scores each epoch (capped at half the set).
 - generation: the prior is trained on the inlier set's inlier-codebook codes; samples decode
   inlier codewords only. Inference (reconstruct, codes, ``recon`` and ``prior_nll`` scores)
   quantises with the inlier codebook only.
@@ -93,6 +94,7 @@ class RVQVAEConfig(VQVAEConfig):
     outlier_init: str = "kmeans++"  # "kmeans++" | "random" | "keep" (first_split="majority")
     split_momentum: float = 0.0  # in [0, 1): weight of the previous epochs' ranks
     contamination: float | None = None  # fixed eps; None -> fit's contamination, else estimate
+    contamination_source: str = "given"  # "given": fit's contamination | "estimate": ignore it
     estimate: str = "otsu"
 
 
@@ -110,6 +112,7 @@ class RVQVAE(VQVAE):
         "weight_update": ("step", "epoch"),
         "split_score": ("distance_gap", "outlier_fraction", "inlier_distance", "recon"),
         "first_split": ("majority", "nearest"),
+        "contamination_source": ("given", "estimate"),
         "first_split_score": ("median_distance", "recon", "inlier_distance"),
         "outlier_init": ("kmeans++", "random", "keep"),
         "estimate": ("otsu",),
@@ -181,7 +184,8 @@ class RVQVAE(VQVAE):
     def _begin_fit(self, images: torch.Tensor, *, contamination: float | None,
                    outlier_flags: torch.Tensor | None, generator: torch.Generator) -> None:
         self.outlier_set = None
-        self._contamination = contamination
+        self._contamination = None if self.config.contamination_source == "estimate" \
+            else contamination
         self._true_flags = outlier_flags
         self._epoch_metrics = None
         self._freeze_metrics = False
