@@ -107,7 +107,7 @@ _RVQ_VARIANTS = (  # one factor at a time around the default (label: what differ
     ("rvq-first-recon", {"first_split_score": "recon"}),
     ("rvq-weight-none", {"weighting": "none"}),
     ("rvq-score-recon", {"split_score": "recon"}),
-    ("rvq-momentum-0.5", {"split_momentum": 0.5}),
+    ("rvq-momentum-0", {"split_momentum": 0.0}),  # no hysteresis
     ("rvq-warmup-2", {"warmup_epochs": 2}),
     ("rvq-codebooks-64-16", {"codebook_size": 64, "outlier_codebook_size": 16}),
     ("rvq-eps-otsu", {"contamination_source": "estimate"}),

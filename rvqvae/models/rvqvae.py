@@ -42,7 +42,7 @@ Every unstated choice is an option of :class:`RVQVAEConfig` (defaults in bracket
   (trimmed VQ-VAE's criterion). After each epoch from the end of warm-up on, the round(eps * n)
   highest scores are the outlier set of the next epoch (see :mod:`rvqvae.models.outlier_split`);
   inliers are then quantised with the inlier codebook only, outliers with the outlier one only.
-- hysteresis [``split_momentum=0``, in [0, 1)]: with m > 0 the split ranks by
+- hysteresis [``split_momentum=0.7``, in [0, 1)]: with m > 0 the split ranks by
   ``m * previous + (1 - m) * ranks`` (ranks of this epoch's scores scaled to [0, 1],
   :func:`rvqvae.models.split_init.smoothed_ranks`; the first split's ranks start it), so one
   epoch cannot flip the split wholesale; the count round(eps * n) is unchanged.
@@ -92,7 +92,8 @@ class RVQVAEConfig(VQVAEConfig):
     first_split: str = "majority"  # "majority" | "nearest"
     first_split_score: str = "median_distance"  # | "recon" | "inlier_distance"
     outlier_init: str = "kmeans++"  # "kmeans++" | "random" | "keep" (first_split="majority")
-    split_momentum: float = 0.0  # in [0, 1): weight of the previous epochs' ranks
+    reinit_inlier_codebook: bool = True  # first_split="majority": from the inlier side too
+    split_momentum: float = 0.7  # in [0, 1): weight of the previous epochs' ranks
     contamination: float | None = None  # fixed eps; None -> fit's contamination, else estimate
     contamination_source: str = "given"  # "given": fit's contamination | "estimate": ignore it
     estimate: str = "otsu"
@@ -243,12 +244,16 @@ class RVQVAE(VQVAE):
         else:
             scores = self.split_scores(images, self.config.first_split_score)
         record = self._split_on(scores)
-        outliers = images[self.outlier_set]
-        if self.config.outlier_init != "keep" and outliers.shape[0] > 0:
-            latents = _to_rows(self._latent_grids(outliers))
-            pick = kmeans_plus_plus if self.config.outlier_init == "kmeans++" else sample_rows
-            self.outlier_codebook.reset_to(
-                pick(latents, self.outlier_codebook.size, generator))
+        if self.config.outlier_init == "keep":
+            return record
+        pick = kmeans_plus_plus if self.config.outlier_init == "kmeans++" else sample_rows
+        sides = [(self.outlier_codebook, self.outlier_set)]
+        if self.config.reinit_inlier_codebook:
+            sides.append((self.inlier_codebook, ~self.outlier_set))
+        for book, members in sides:
+            if members.any():
+                latents = _to_rows(self._latent_grids(images[members]))
+                book.reset_to(pick(latents, book.size, generator))
         return record
 
     @torch.no_grad()
