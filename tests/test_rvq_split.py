@@ -56,16 +56,27 @@ def test_outlier_codebook_starts_from_the_first_outlier_set_latents(init):
     assert is_latent.all()
 
 
-def test_keep_leaves_the_outlier_codebook_as_warm_up_left_it():
+def test_inlier_codebook_starts_from_the_first_inlier_set_latents():
+    model, images, _ = _first_split_model()
+    with torch.no_grad():
+        inlier_latents = _to_rows(model.encoder(images[~model.outlier_set]))
+    codewords = model.inlier_codebook.weight.detach()
+    assert (codewords[:, None, :] == inlier_latents[None]).all(-1).any(1).all()
+
+
+def test_keep_leaves_the_codebooks_as_warm_up_left_them():
     kept, _, _ = _first_split_model(outlier_init="keep")
-    other, _, _ = _first_split_model(outlier_init="random")
-    assert torch.equal(kept.inlier_codebook.weight, other.inlier_codebook.weight)
-    assert not torch.equal(kept.outlier_codebook.weight, other.outlier_codebook.weight)
+    only_outlier, _, _ = _first_split_model(outlier_init="random", reinit_inlier_codebook=False)
+    both, _, _ = _first_split_model(outlier_init="random")
+    assert torch.equal(kept.inlier_codebook.weight, only_outlier.inlier_codebook.weight)
+    assert not torch.equal(kept.outlier_codebook.weight, only_outlier.outlier_codebook.weight)
+    assert not torch.equal(kept.inlier_codebook.weight, both.inlier_codebook.weight)
 
 
 @pytest.mark.parametrize("score", ["recon", "inlier_distance"])
 def test_other_first_split_scores(score):
-    model, images, _ = _first_split_model(first_split_score=score)
+    # the inlier codebook as the score saw it: not re-initialised after the split
+    model, images, _ = _first_split_model(first_split_score=score, reinit_inlier_codebook=False)
     assert torch.equal(model.outlier_set, top_scores_mask(model.split_scores(images, score), 10))
 
 

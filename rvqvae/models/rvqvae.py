@@ -32,8 +32,9 @@ Every unstated choice is an option of :class:`RVQVAEConfig` (defaults in bracket
   the mean weighted distance to the inlier codebook (see ``split_score``).
 - ``outlier_init`` ["kmeans++"] (with "majority"): the outlier codebook's codewords are
   k-means++ seeds (:func:`rvqvae.models.split_init.kmeans_plus_plus`) of the first outlier
-  set's latents (at most 8192 rows, a random subset); "random": random rows of them; "keep":
-  left as warm-up left it (initialised from data, then restarted as dead codes).
+  set's latents (at most 8192 rows, a random subset), and, with ``reinit_inlier_codebook``
+  [True], the inlier codebook's are those of the first inlier set's latents; "random": random
+  rows of them; "keep": both codebooks left as warm-up left them.
 - split [``split_score="distance_gap"``]: per example, the mean over its latent positions of
   (min distance to the inlier codebook - min distance to the outlier codebook);
   "outlier_fraction": the fraction of its latents whose nearest codeword over both codebooks is
