@@ -12,7 +12,7 @@ from rvqvae.models.split_init import kmeans_plus_plus, median_distance, smoothed
 
 TINY = dict(hidden_channels=8, residual_channels=4, residual_blocks=1, latent_dim=4,
             codebook_size=8, outlier_codebook_size=4, prior_channels=8, prior_layers=1,
-            prior_kernel=3, epochs=2, prior_epochs=1, batch_size=16)
+            prior_kernel=3, epochs=2, prior_epochs=1, batch_size=16, warmup_epochs=1)
 
 
 def _images(n=40, seed=0) -> torch.Tensor:

@@ -15,7 +15,8 @@ Every unstated choice is an option of :class:`RVQVAEConfig` (defaults in bracket
   ``eps`` = ``weight_epsilon``. Weights are recomputed from the detached codebooks at every
   step (``weight_update="step"``) or once per epoch ("epoch"). The loss terms use the plain
   squared error (the weights only decide which codeword a latent is matched to).
-- warm-up [``warmup_epochs=1``, at least 1] and first split [``first_split="majority"``]: the
+- warm-up [``warmup_epochs=2``, at least 1; 2 chosen by the rule of the ``rvqvae-ablation``
+  preset over 1] and first split [``first_split="majority"``]: the
   two-codebook objective has two stable solutions, the right one and the inverted one (the
   outlier codebook fits the inliers), and which one training reaches is set by the first split.
   "majority": during warm-up the inlier codebook alone quantises every latent (one codebook, a
@@ -88,7 +89,7 @@ class RVQVAEConfig(VQVAEConfig):
     weighting: str = "coordinate"  # "coordinate" | "direction" | "none"
     weight_epsilon: float = 1e-4
     weight_update: str = "step"  # "step" | "epoch"
-    warmup_epochs: int = 1
+    warmup_epochs: int = 2  # picked by the rvqvae-ablation preset's stated rule
     split_score: str = "distance_gap"  # | "outlier_fraction" | "inlier_distance" | "recon"
     first_split: str = "majority"  # "majority" | "nearest"
     first_split_score: str = "median_distance"  # | "recon" | "inlier_distance"
