@@ -21,7 +21,7 @@ from rvqvae.models.rvqvae import RVQVAE
 
 TINY = dict(hidden_channels=8, residual_channels=4, residual_blocks=1, latent_dim=4,
             codebook_size=8, outlier_codebook_size=4, prior_channels=8, prior_layers=1,
-            prior_kernel=3, epochs=2, prior_epochs=1, batch_size=16)
+            prior_kernel=3, epochs=2, prior_epochs=1, batch_size=16, warmup_epochs=1)
 
 
 def _images(n=40, seed=0) -> torch.Tensor:
@@ -69,8 +69,8 @@ def test_weighted_distance_matches_float64_brute_force(weighting, which):
     torch.testing.assert_close(distances.double(), expected_distances, rtol=1e-4, atol=1e-5)
 
 
-def test_warm_up_quantises_each_latent_with_its_nearest_codeword_over_both_codebooks():
-    model = RVQVAE(**TINY)
+def test_nearest_warm_up_quantises_each_latent_with_its_nearest_codeword_over_both_codebooks():
+    model = RVQVAE(**TINY, first_split="nearest")
     images = _images(6)
     with torch.no_grad():
         latents = model.encoder(images).permute(0, 2, 3, 1).reshape(-1, 4)
@@ -95,7 +95,7 @@ def test_after_the_split_each_example_uses_only_its_own_codebook():
 
 
 def test_each_epoch_marks_exactly_the_top_fraction_of_split_scores():
-    model = RVQVAE(**{**TINY, "epochs": 3})
+    model = RVQVAE(**{**TINY, "epochs": 3}, split_momentum=0.0)  # ranks by this epoch's scores
     images = _images()
     history = model.fit(images, seed=0, contamination=0.13)  # round(0.13 * 40) = 5
     assert [h["split_outliers"] for h in history] == [5, 5, 5]
@@ -162,7 +162,8 @@ def test_true_flags_only_monitor_the_split():
     hits = float((with_flags.outlier_set & flags).sum())
     assert history[-1]["split_precision"] == hits / 8
     assert history[-1]["split_recall"] == hits / 8
-    assert history[-1]["split_auroc"] == score_auroc(with_flags.split_scores(images), flags)
+    # split_auroc: the AUROC of what the split ranked by, here the smoothed ranks (split_momentum)
+    assert history[-1]["split_auroc"] == score_auroc(with_flags._ranks, flags)
     assert all(0 <= h["split_auroc"] <= 1 for h in history)
     assert "split_precision" not in plain[-1] and "split_auroc" not in plain[-1]
     assert [{k: v for k, v in h.items() if not k.startswith("split_")} for h in history] == \
@@ -225,6 +226,10 @@ def test_option_errors():
         RVQVAE(weighting="mahalanobis")
     with pytest.raises(UserError, match="warmup_epochs must be >= 1"):
         RVQVAE(warmup_epochs=0)
+    with pytest.raises(UserError, match="first_split='random' is not supported"):
+        RVQVAE(first_split="random")
+    with pytest.raises(UserError, match="split_momentum must be in"):
+        RVQVAE(split_momentum=1.0)
 
 
 def test_loss_falls_and_split_is_reported_on_a_small_real_scenario(real_data):
@@ -235,7 +240,8 @@ def test_loss_falls_and_split_is_reported_on_a_small_real_scenario(real_data):
     history = model.fit(data.train_images, seed=0, contamination=0.2,
                         outlier_flags=data.train_is_outlier)
     assert history[-1]["loss"] < history[0]["loss"]
-    assert all(h["split_outliers"] == 100 for h in history)
+    assert "split_outliers" not in history[0]  # warm-up: 2 epochs by default
+    assert all(h["split_outliers"] == 100 for h in history[1:])
     assert 0 <= history[-1]["split_precision"] <= 1
 
 

@@ -15,16 +15,42 @@ Every unstated choice is an option of :class:`RVQVAEConfig` (defaults in bracket
   ``eps`` = ``weight_epsilon``. Weights are recomputed from the detached codebooks at every
   step (``weight_update="step"``) or once per epoch ("epoch"). The loss terms use the plain
   squared error (the weights only decide which codeword a latent is matched to).
-- warm-up [``warmup_epochs=1``, at least 1]: every latent uses its nearest codeword over both
-  codebooks, each codebook with its own weights (ties -> inlier codebook).
+- warm-up [``warmup_epochs=2``, at least 1; 2 chosen by the rule of the ``rvqvae-ablation``
+  preset over 1] and first split [``first_split="majority"``]: the
+  two-codebook objective has two stable solutions, the right one and the inverted one (the
+  outlier codebook fits the inliers), and which one training reaches is set by the first split.
+  "majority": during warm-up the inlier codebook alone quantises every latent (one codebook, a
+  model of the whole set, i.e. of its majority since eps < 0.5); at the end of warm-up the
+  round(eps * n) examples with the highest ``first_split_score`` are the first outlier set, and
+  the outlier codebook is re-initialised from their latents (``outlier_init``). "nearest" (the
+  earlier rule): during warm-up every latent uses its nearest codeword over both codebooks
+  (ties -> inlier codebook) and the first split is by ``split_score`` like any later one; its
+  codebooks end warm-up alike, so the first split is near chance and can lock in inverted.
+- ``first_split_score`` ["median_distance"] (with "majority"): per example, the squared
+  distance of its flattened encoder output (D x h x w) to the coordinate-wise median over the
+  training set, each coordinate scaled by its median absolute deviation (while eps < 0.5 the
+  median and MAD are inlier statistics); "recon": the reconstruction MSE; "inlier_distance":
+  the mean weighted distance to the inlier codebook (see ``split_score``).
+- ``outlier_init`` ["kmeans++"] (with "majority"): the outlier codebook's codewords are
+  k-means++ seeds (:func:`rvqvae.models.split_init.kmeans_plus_plus`) of the first outlier
+  set's latents (at most 8192 rows, a random subset), and, with ``reinit_inlier_codebook``
+  [True], the inlier codebook's are those of the first inlier set's latents; "random": random
+  rows of them; "keep": both codebooks left as warm-up left them.
 - split [``split_score="distance_gap"``]: per example, the mean over its latent positions of
   (min distance to the inlier codebook - min distance to the outlier codebook);
   "outlier_fraction": the fraction of its latents whose nearest codeword over both codebooks is
-  an outlier codeword. After each epoch from the end of warm-up on, the round(eps * n) highest
-  scores are the outlier set of the next epoch (see :mod:`rvqvae.models.outlier_split`);
+  an outlier codeword; one-sided scores (the inlier codebook alone): "inlier_distance", the
+  mean min distance to the inlier codebook, and "recon", the reconstruction MSE through it
+  (trimmed VQ-VAE's criterion). After each epoch from the end of warm-up on, the round(eps * n)
+  highest scores are the outlier set of the next epoch (see :mod:`rvqvae.models.outlier_split`);
   inliers are then quantised with the inlier codebook only, outliers with the outlier one only.
-- eps: ``config.contamination`` if set, else ``fit(contamination=...)``, else estimated by
-  ``estimate`` ["otsu"] from the split scores each epoch.
+- hysteresis [``split_momentum=0.7``, in [0, 1)]: with m > 0 the split ranks by
+  ``m * previous + (1 - m) * ranks`` (ranks of this epoch's scores scaled to [0, 1],
+  :func:`rvqvae.models.split_init.smoothed_ranks`; the first split's ranks start it), so one
+  epoch cannot flip the split wholesale; the count round(eps * n) is unchanged.
+- eps: ``config.contamination`` if set, else ``fit(contamination=...)`` (unless
+  ``contamination_source="estimate"`` ["given"], which ignores it), else estimated by
+  ``estimate`` ["otsu"] from the split scores each epoch (capped at half the set).
 - generation: the prior is trained on the inlier set's inlier-codebook codes; samples decode
   inlier codewords only. Inference (reconstruct, codes, ``recon`` and ``prior_nll`` scores)
   quantises with the inlier codebook only.
@@ -45,7 +71,13 @@ from rvqvae import quantize
 from rvqvae.errors import UserError
 from rvqvae.models.base import register_model
 from rvqvae.models.codebook import Codebook
-from rvqvae.models.outlier_split import split_by_score, split_quality
+from rvqvae.models.outlier_split import split_by_score, split_quality, top_scores_mask
+from rvqvae.models.split_init import (
+    kmeans_plus_plus,
+    median_distance,
+    sample_rows,
+    smoothed_ranks,
+)
 from rvqvae.models.vqvae import VQVAE, VQVAEConfig, _to_rows, check_images
 
 
@@ -57,9 +89,15 @@ class RVQVAEConfig(VQVAEConfig):
     weighting: str = "coordinate"  # "coordinate" | "direction" | "none"
     weight_epsilon: float = 1e-4
     weight_update: str = "step"  # "step" | "epoch"
-    warmup_epochs: int = 1
-    split_score: str = "distance_gap"  # "distance_gap" | "outlier_fraction"
+    warmup_epochs: int = 2  # picked by the rvqvae-ablation preset's stated rule
+    split_score: str = "distance_gap"  # | "outlier_fraction" | "inlier_distance" | "recon"
+    first_split: str = "majority"  # "majority" | "nearest"
+    first_split_score: str = "median_distance"  # | "recon" | "inlier_distance"
+    outlier_init: str = "kmeans++"  # "kmeans++" | "random" | "keep" (first_split="majority")
+    reinit_inlier_codebook: bool = True  # first_split="majority": from the inlier side too
+    split_momentum: float = 0.7  # in [0, 1): weight of the previous epochs' ranks
     contamination: float | None = None  # fixed eps; None -> fit's contamination, else estimate
+    contamination_source: str = "given"  # "given": fit's contamination | "estimate": ignore it
     estimate: str = "otsu"
 
 
@@ -75,7 +113,11 @@ class RVQVAE(VQVAE):
         **VQVAE.option_choices,
         "weighting": ("coordinate", "direction", "none"),
         "weight_update": ("step", "epoch"),
-        "split_score": ("distance_gap", "outlier_fraction"),
+        "split_score": ("distance_gap", "outlier_fraction", "inlier_distance", "recon"),
+        "first_split": ("majority", "nearest"),
+        "contamination_source": ("given", "estimate"),
+        "first_split_score": ("median_distance", "recon", "inlier_distance"),
+        "outlier_init": ("kmeans++", "random", "keep"),
         "estimate": ("otsu",),
     }
 
@@ -84,27 +126,36 @@ class RVQVAE(VQVAE):
         if self.config.warmup_epochs < 1:
             raise UserError("rvqvae warmup_epochs must be >= 1: the first split needs a trained "
                             f"encoder, got {self.config.warmup_epochs}")
+        if not 0 <= self.config.split_momentum < 1:
+            raise UserError("rvqvae split_momentum must be in [0, 1), got "
+                            f"{self.config.split_momentum}")
         self.outlier_set: torch.Tensor | None = None  # bool (n,) after the first split
         self._contamination: float | None = None
         self._true_flags: torch.Tensor | None = None
         self._epoch_metrics: tuple[Any, Any] | None = None
         self._freeze_metrics = False  # weight_update="epoch": keep the first weights of an epoch
+        self._ranks: torch.Tensor | None = None  # split_momentum: smoothed ranks so far
 
     # -- public ---------------------------------------------------------------------------
-    @torch.no_grad()
-    def split_scores(self, images: torch.Tensor) -> torch.Tensor:
-        """The per-example score the split ranks by (``config.split_score``); higher = outlier."""
+    def split_scores(self, images: torch.Tensor, kind: str | None = None) -> torch.Tensor:
+        """The per-example score the split ranks by (``kind``, default ``config.split_score``);
+        higher = outlier."""
+        kind = kind or self.config.split_score
         images = check_images(images)
+        if kind == "recon":
+            return self.per_example_recon(images)
         out = []
-        for batch in images.split(self.config.inference_batch_size):
-            encoded = self.encoder(batch)
-            _, d_in = self.codebook_search(_to_rows(encoded), "inlier")
-            _, d_out = self.codebook_search(_to_rows(encoded), "outlier")
-            if self.config.split_score == "outlier_fraction":
-                per_latent = (d_out < d_in).float()
-            else:
-                per_latent = d_in - d_out
-            out.append(per_latent.view(batch.shape[0], -1).mean(1))
+        with torch.no_grad():
+            for batch in images.split(self.config.inference_batch_size):
+                latents = _to_rows(self.encoder(batch))
+                _, d_in = self.codebook_search(latents, "inlier")
+                if kind == "inlier_distance":
+                    per_latent = d_in
+                else:
+                    _, d_out = self.codebook_search(latents, "outlier")
+                    per_latent = (d_out < d_in).float() if kind == "outlier_fraction" \
+                        else d_in - d_out
+                out.append(per_latent.view(batch.shape[0], -1).mean(1))
         return torch.cat(out) if out else torch.zeros(0)
 
     def codebook_search(
@@ -136,10 +187,12 @@ class RVQVAE(VQVAE):
     def _begin_fit(self, images: torch.Tensor, *, contamination: float | None,
                    outlier_flags: torch.Tensor | None, generator: torch.Generator) -> None:
         self.outlier_set = None
-        self._contamination = contamination
+        self._contamination = None if self.config.contamination_source == "estimate" \
+            else contamination
         self._true_flags = outlier_flags
         self._epoch_metrics = None
         self._freeze_metrics = False
+        self._ranks = None
 
     def _start_epoch(self, epoch: int, images: torch.Tensor, generator: torch.Generator):
         # With weight_update="epoch" the weights are frozen at their first use in the epoch: not
@@ -155,8 +208,10 @@ class RVQVAE(VQVAE):
         if example_ids is None:
             return inlier_codes
         outlier_codes, d_out = self.codebook_search(latents, "outlier")
-        if self.outlier_set is None:  # warm-up: nearest over both codebooks
-            use_outlier = d_out < d_in
+        if self.outlier_set is None:  # warm-up
+            if self.config.first_split == "majority":
+                return inlier_codes
+            use_outlier = d_out < d_in  # "nearest": nearest over both codebooks
         else:
             per_example = self.outlier_set[example_ids]
             use_outlier = per_example.repeat_interleave(latents.shape[0] // example_ids.shape[0])
@@ -168,6 +223,8 @@ class RVQVAE(VQVAE):
         self._freeze_metrics = False
         if epoch + 1 < self.config.warmup_epochs:
             return {}
+        if self.outlier_set is None and self.config.first_split == "majority":
+            return self._first_split(images, generator)
         return self._resplit(images)
 
     def _prior_examples(self, n: int) -> torch.Tensor:
@@ -177,15 +234,51 @@ class RVQVAE(VQVAE):
 
     # -- internals ------------------------------------------------------------------------
     def _resplit(self, images: torch.Tensor) -> dict[str, Any]:
+        return self._split_on(self.split_scores(images))
+
+    @torch.no_grad()
+    def _first_split(self, images: torch.Tensor, generator: torch.Generator) -> dict[str, Any]:
+        """first_split="majority": the examples the inlier codebook (the only one used during
+        warm-up) fits worst are the first outlier set; the outlier codebook is initialised from
+        their latents."""
+        if self.config.first_split_score == "median_distance":
+            scores = median_distance(self._latent_grids(images))
+        else:
+            scores = self.split_scores(images, self.config.first_split_score)
+        record = self._split_on(scores)
+        if self.config.outlier_init == "keep":
+            return record
+        pick = kmeans_plus_plus if self.config.outlier_init == "kmeans++" else sample_rows
+        sides = [(self.outlier_codebook, self.outlier_set)]
+        if self.config.reinit_inlier_codebook:
+            sides.append((self.inlier_codebook, ~self.outlier_set))
+        for book, members in sides:
+            if members.any():
+                latents = _to_rows(self._latent_grids(images[members]))
+                book.reset_to(pick(latents, book.size, generator))
+        return record
+
+    @torch.no_grad()
+    def _latent_grids(self, images: torch.Tensor) -> torch.Tensor:
+        """Encoder outputs N x D x h x w."""
+        return torch.cat([self.encoder(batch)
+                          for batch in images.split(self.config.inference_batch_size)])
+
+    def _split_on(self, scores: torch.Tensor) -> dict[str, Any]:
+        """The next outlier set: the top round(eps * n) of ``scores`` (smoothed over epochs by
+        ``split_momentum``; the count of an estimated eps comes from the raw scores)."""
         contamination = self.config.contamination
         if contamination is None:
             contamination = self._contamination
-        scores = self.split_scores(images)
         self.outlier_set = split_by_score(scores, contamination=contamination,
                                           estimate=self.config.estimate)
+        if self.config.split_momentum > 0:
+            self._ranks = smoothed_ranks(scores, self._ranks, self.config.split_momentum)
+            scores = self._ranks
+            self.outlier_set = top_scores_mask(scores, int(self.outlier_set.sum()))
         count = int(self.outlier_set.sum())
         return {"split_outliers": count,
-                "split_fraction": count / max(1, images.shape[0]),
+                "split_fraction": count / max(1, scores.shape[0]),
                 **split_quality(self.outlier_set, self._true_flags, scores)}
 
     def _metrics(self) -> tuple[Any, Any]:

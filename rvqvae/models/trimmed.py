@@ -20,7 +20,7 @@ import torch
 from rvqvae.errors import UserError
 from rvqvae.models.base import register_model
 from rvqvae.models.outlier_split import split_by_score, split_quality
-from rvqvae.models.vqvae import VQVAE, VQVAEConfig, check_images
+from rvqvae.models.vqvae import VQVAE, VQVAEConfig
 
 
 @dataclass(frozen=True)
@@ -46,12 +46,6 @@ class TrimmedVQVAE(VQVAE):
         self.kept: torch.Tensor | None = None  # indices trained on in the last epoch
         self._contamination: float | None = None
         self._true_flags: torch.Tensor | None = None
-
-    @torch.no_grad()
-    def per_example_recon(self, images: torch.Tensor) -> torch.Tensor:
-        """Mean squared reconstruction error of every image (N,), the trimming criterion."""
-        images = check_images(images)
-        return (self.reconstruct(images) - images).square().flatten(1).mean(1)
 
     def _begin_fit(self, images: torch.Tensor, *, contamination: float | None,
                    outlier_flags: torch.Tensor | None, generator: torch.Generator) -> None:

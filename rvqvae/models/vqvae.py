@@ -200,6 +200,13 @@ class VQVAE(GenerativeModel):
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         return self.decode_codes(self.encode_codes(images))
 
+    @torch.no_grad()
+    def per_example_recon(self, images: torch.Tensor) -> torch.Tensor:
+        """Mean squared reconstruction error of every image (N,): trimmed VQ-VAE's trimming
+        criterion and RVQ-VAE's first split score."""
+        images = check_images(images)
+        return (self.reconstruct(images) - images).square().flatten(1).mean(1)
+
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         """Index grids drawn from the prior, decoded; the same ``seed`` gives the same images."""
         n = base.check_sample_count(n)
