@@ -175,7 +175,7 @@ def test_bad_input_is_a_user_error():
         model.fit(torch.rand(4, 1, 30, 30))
     with pytest.raises(UserError, match=r"must be floats in \[0, 1\]"):
         model.fit(torch.rand(4, 1, 28, 28) * 255)
-    with pytest.raises(UserError, match="recon_loss='l1' is not supported; choose one of mse, bce"):
+    with pytest.raises(UserError, match="recon_loss='l1' is not supported; choose one of bce, mse"):
         VQVAE(recon_loss="l1")
 
 
@@ -188,7 +188,30 @@ def test_loss_falls_on_a_small_real_scenario(real_data):
     history = model.fit(images, seed=0)
     assert history[-1]["loss"] < history[0]["loss"]
     mean_image_error = (images - images.mean(0)).square().mean().item()
-    assert history[-1]["recon_loss"] < 0.8 * mean_image_error  # 0.039 vs 0.8 * 0.078
+    recon_error = (model.reconstruct(images) - images).square().mean().item()
+    assert recon_error < 0.5 * mean_image_error  # 0.025 vs 0.5 * 0.078
+
+
+def test_the_default_loss_keeps_the_decoder_alive_where_mse_on_the_sigmoid_died(real_data):
+    """Regression: with MSE on the sigmoid the ci preset's VQ-VAE decoded a black image on
+    seeds 1-3 at epsilon 0 (recon MSE 0.110 = the mean squared pixel; the logits sank to about
+    -66, where the sigmoid's gradient vanishes). The default, cross-entropy on the logits,
+    trains on the same seeds (recon MSE 0.011-0.016). Only the default is asserted: whether
+    MSE dies depends on the CPU's float order, so no test may rely on it."""
+    from bench.presets import get_preset
+    from bench.presets.checks import sized_scenario
+
+    assert VQVAE.Config().recon_loss == "bce"
+    scenario = sized_scenario(get_preset("ci"), "mnist+fmnist@0")
+    errors = []
+    for seed in (1, 2):
+        images = scenario.build(seed).train_images
+        torch.manual_seed(seed)
+        model = VQVAE(epochs=4, prior_epochs=0)
+        model.fit(images, seed=seed)
+        errors.append((model.reconstruct(images[:500]) - images[:500]).square().mean().item())
+    mean_squared_pixel = images.square().mean().item()  # the error of a black image, ~0.10
+    assert max(errors) < 0.3 * mean_squared_pixel, errors
 
 
 def test_two_threaded_training_is_bitwise_reproducible(real_data):
