@@ -31,7 +31,7 @@ from bench import records
 from bench.cache import atomic_path, atomic_write_text
 from bench.presets import ModelSpec, Preset
 from bench.presets.checks import check_preset, sized_scenario
-from bench.provenance import config_hash, provenance
+from bench.provenance import config_hash, device_name, provenance
 from bench.run_folder import check_same_run, remove_stale_parts, write_run_info
 from bench.run_lock import run_lock
 
@@ -120,7 +120,8 @@ def _run_cells(preset: Preset, run_dir: Path, *, progress: bool, log, keep_faile
             atomic_write_text(traceback_file, traceback.format_exc())
         wall = time.perf_counter() - start
         stamp = {"cell_id": cell, "wall_s": round(wall, 3), **provenance(preset.device)}
-        records.write_cell(run_dir, cell, [records.make_record(**{**row, **stamp}) for row in rows])
+        # a row's own device (the model's) wins over the preset's
+        records.write_cell(run_dir, cell, [records.make_record(**{**stamp, **row}) for row in rows])
         done["failed" if status == "failed" else "finished"].append(cell)
         log(f"{prefix}: {status} in {wall:.1f} s")
     return RunSummary(run_dir, *(tuple(done[k]) for k in ("finished", "skipped", "failed", "kept")))
@@ -136,7 +137,7 @@ def _run_cell(preset, scenario, data, spec: ModelSpec, seed: int, cell_dir: Path
     from rvqvae.models import create_model
 
     torch.manual_seed(seed)
-    model = create_model(spec.name, **spec.options)
+    model = create_model(spec.name, **spec.options).to(preset.device)
     epochs = getattr(model.config, "epochs", None)
     fit_start = time.perf_counter()
     history = model.fit(
@@ -152,6 +153,7 @@ def _run_cell(preset, scenario, data, spec: ModelSpec, seed: int, cell_dir: Path
     log(f"trained in {fit_seconds:.1f} s; evaluating")
     values = _evaluate(preset, model, data, scenario, seed, cell_dir, log=log)
     base = {
+        "device": device_name(str(model.device)),  # where the model computed
         "scenario": scenario.name, "model": spec.display, "seed": seed,
         "epsilon": scenario.epsilon, "inlier": scenario.inlier, "outlier": scenario.outlier,
         "config_hash": config_hash({"model": spec.name, "config": dataclasses.asdict(model.config),

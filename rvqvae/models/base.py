@@ -11,6 +11,13 @@ calls the methods below, so any registered model runs by name:
 Conventions: images are float32 in [0, 1]; every random choice in ``fit`` and ``sample`` flows
 from the ``seed`` argument (same seed on CPU -> identical weights and samples); ``fit`` returns
 one dict per epoch (at least ``epoch`` and ``loss``).
+
+Devices: ``model.to(device)`` before ``fit`` puts every module, and every tensor the model
+creates (in fit, sample, scores, the prior, the RVQ split), on that device; ``fit`` rebuilds the
+modules on the device the model is on. Data sets stay where they are given (the CPU, usually):
+models move one batch at a time to their device and return samples, scores, reconstructions
+and codes on the CPU. Random draws come from CPU generators and are moved, so a seed means the
+same choices on every device.
 """
 
 from __future__ import annotations
@@ -49,6 +56,15 @@ class GenerativeModel(nn.Module, ABC):
         super().__init__()
         config = config if config is not None else self.Config()
         self.config = dataclasses.replace(config, **overrides) if overrides else config
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the model's parameters and buffers (where it computes)."""
+        for tensor in self.parameters():
+            return tensor.device
+        for tensor in self.buffers():
+            return tensor.device
+        return torch.device("cpu")
 
     # -- training -------------------------------------------------------------------------
     @abstractmethod

@@ -64,7 +64,8 @@ class Codebook(nn.Module):
         count = int(dead.sum())
         if count == 0 or pool.shape[0] == 0:
             return 0
-        picks = pool[torch.randint(pool.shape[0], (count,), generator=generator)]
+        rows = torch.randint(pool.shape[0], (count,), generator=generator)
+        picks = pool[rows.to(pool.device)]
         self.weight[dead] = picks
         self.ema_sum[dead] = picks
         self.ema_count[dead] = 1.0

@@ -53,36 +53,41 @@ class GatedPixelCNN(nn.Module):
         return self.head(horizontal)
 
     def nll(self, codes: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-        """Negative log-likelihood of each grid in nats (sum over its positions), shape ``(N,)``."""
+        """Negative log-likelihood of each grid in nats (sum over its positions), shape ``(N,)``,
+        on the CPU."""
         out = []
+        device = self.embedding.weight.device
         with torch.no_grad():
             for start in range(0, codes.shape[0], batch_size):
-                chunk = codes[start:start + batch_size]
+                chunk = codes[start:start + batch_size].to(device)
                 loss = F.cross_entropy(self(chunk), chunk, reduction="none")
-                out.append(loss.flatten(1).sum(1))
+                out.append(loss.flatten(1).sum(1).cpu())
         return torch.cat(out) if out else torch.zeros(0)
 
     def sample(
         self, n: int, shape: tuple[int, int], *, generator: torch.Generator | None = None,
         batch_size: int = 1024,
     ) -> torch.Tensor:
-        """``n`` index grids of ``shape`` drawn position by position in raster order.
+        """``n`` index grids of ``shape`` (on the CPU) drawn position by position in raster order.
 
-        Reproducible: the same ``generator`` state gives the same grids (on CPU).
+        Reproducible: the same ``generator`` state gives the same grids (on CPU). The draws use
+        the CPU ``generator`` on the probabilities moved to the CPU, on any device.
         """
         height, width = shape
         grids = []
+        device = self.embedding.weight.device
         with torch.no_grad():
             for start in range(0, n, batch_size):
                 count = min(batch_size, n - start)
-                codes = torch.zeros(count, height, width, dtype=torch.long)
+                codes = torch.zeros(count, height, width, dtype=torch.long, device=device)
                 for row in range(height):
                     for col in range(width):
                         # rows below `row` cannot influence it: feed only rows 0..row
                         logits = self(codes[:, :row + 1])[:, :, row, col]
-                        probs = F.softmax(logits, dim=1)
-                        codes[:, row, col] = torch.multinomial(probs, 1, generator=generator)[:, 0]
-                grids.append(codes)
+                        probs = F.softmax(logits, dim=1).cpu()
+                        draws = torch.multinomial(probs, 1, generator=generator)[:, 0]
+                        codes[:, row, col] = draws.to(device)
+                grids.append(codes.cpu())
         return torch.cat(grids) if grids else torch.zeros(0, height, width, dtype=torch.long)
 
     def fit(
@@ -95,6 +100,7 @@ class GatedPixelCNN(nn.Module):
         ``epoch`` and ``loss`` (mean NLL per grid, nats).
         """
         optimizer = torch.optim.Adam(self.parameters(), lr=lr)
+        device = self.embedding.weight.device
         history = []
         was_training = self.training
         self.train()
@@ -102,7 +108,7 @@ class GatedPixelCNN(nn.Module):
             order = torch.randperm(codes.shape[0], generator=generator)
             total = 0.0
             for start in range(0, len(order), batch_size):
-                batch = codes[order[start:start + batch_size]]
+                batch = codes[order[start:start + batch_size]].to(device)
                 loss = F.cross_entropy(self(batch), batch)
                 check_loss(loss.item(), epoch=epoch, batch=start // batch_size,
                            what="prior training loss")

@@ -147,7 +147,7 @@ class RVQVAE(VQVAE):
         out = []
         with torch.no_grad():
             for batch in images.split(self.config.inference_batch_size):
-                latents = _to_rows(self.encoder(batch))
+                latents = _to_rows(self.encoder(batch.to(self.device)))
                 _, d_in = self.codebook_search(latents, "inlier")
                 if kind == "inlier_distance":
                     per_latent = d_in
@@ -155,7 +155,7 @@ class RVQVAE(VQVAE):
                     _, d_out = self.codebook_search(latents, "outlier")
                     per_latent = (d_out < d_in).float() if kind == "outlier_fraction" \
                         else d_in - d_out
-                out.append(per_latent.view(batch.shape[0], -1).mean(1))
+                out.append(per_latent.view(batch.shape[0], -1).mean(1).cpu())
         return torch.cat(out) if out else torch.zeros(0)
 
     def codebook_search(
@@ -213,7 +213,7 @@ class RVQVAE(VQVAE):
                 return inlier_codes
             use_outlier = d_out < d_in  # "nearest": nearest over both codebooks
         else:
-            per_example = self.outlier_set[example_ids]
+            per_example = self.outlier_set[example_ids].to(latents.device)
             use_outlier = per_example.repeat_interleave(latents.shape[0] // example_ids.shape[0])
         return torch.where(use_outlier, outlier_codes + self.inlier_codebook.size, inlier_codes)
 
@@ -242,7 +242,7 @@ class RVQVAE(VQVAE):
         warm-up) fits worst are the first outlier set; the outlier codebook is initialised from
         their latents."""
         if self.config.first_split_score == "median_distance":
-            scores = median_distance(self._latent_grids(images))
+            scores = median_distance(self._latent_grids(images)).cpu()
         else:
             scores = self.split_scores(images, self.config.first_split_score)
         record = self._split_on(scores)
@@ -260,8 +260,8 @@ class RVQVAE(VQVAE):
 
     @torch.no_grad()
     def _latent_grids(self, images: torch.Tensor) -> torch.Tensor:
-        """Encoder outputs N x D x h x w."""
-        return torch.cat([self.encoder(batch)
+        """Encoder outputs N x D x h x w, on the model's device."""
+        return torch.cat([self.encoder(batch.to(self.device))
                           for batch in images.split(self.config.inference_batch_size)])
 
     def _split_on(self, scores: torch.Tensor) -> dict[str, Any]:

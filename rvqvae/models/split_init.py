@@ -32,12 +32,12 @@ def kmeans_plus_plus(points: torch.Tensor, k: int, generator: torch.Generator) -
     for _ in range(1, k):
         total = float(nearest.sum())
         if total > 0:
-            pick = int(torch.multinomial(nearest / total, 1, generator=generator))
+            pick = int(torch.multinomial((nearest / total).cpu(), 1, generator=generator))
         else:
             pick = int(torch.randint(n, (1,), generator=generator))
         chosen.append(pick)
         nearest = torch.minimum(nearest, (points - points[pick]).square().sum(1).double())
-    return points[torch.tensor(chosen)].clone()
+    return points[torch.tensor(chosen).to(points.device)].clone()
 
 
 def median_distance(latents: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -53,7 +53,8 @@ def median_distance(latents: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 def sample_rows(points: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
     """k rows of ``points`` drawn uniformly with replacement (k x D)."""
-    return points[torch.randint(points.shape[0], (k,), generator=generator)].clone()
+    rows = torch.randint(points.shape[0], (k,), generator=generator)
+    return points[rows.to(points.device)].clone()
 
 
 def smoothed_ranks(scores: torch.Tensor, previous: torch.Tensor | None,
@@ -74,4 +75,5 @@ def smoothed_ranks(scores: torch.Tensor, previous: torch.Tensor | None,
 def _subset(points: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     if points.shape[0] <= MAX_INIT_POINTS:
         return points
-    return points[torch.randperm(points.shape[0], generator=generator)[:MAX_INIT_POINTS]]
+    rows = torch.randperm(points.shape[0], generator=generator)[:MAX_INIT_POINTS]
+    return points[rows.to(points.device)]

@@ -5,9 +5,10 @@ Training minimises, per batch,
     recon(x, D(z_q)) + ||sg[z_e] - e||^2 + beta * ||z_e - sg[e]||^2,    z_q = z_e + sg[e - z_e]
 
 (recon is binary cross-entropy on the decoder's logits by default; codebook loss, then the
-commitment term whose gradient goes to the encoder; MSE means over elements), or, with ``codebook_update="ema"``, recon + beta * commitment with EMA codebook
-updates. Codewords unused since the last restart are re-initialised from random encoder outputs
-every ``restart_every`` steps or after every epoch (``dead_code_restart``; never after the final
+commitment term whose gradient goes to the encoder; MSE means over elements), or, with
+``codebook_update="ema"``, recon + beta * commitment with EMA codebook updates. Codewords
+unused since the last restart are re-initialised from random encoder outputs every
+``restart_every`` steps or after every epoch (``dead_code_restart``; never after the final
 step, so the fitted model is the one that was trained). After the autoencoder, a
 :class:`GatedPixelCNN` prior is fitted on the training codes; ``sample`` draws index grids from
 it and decodes them.
@@ -157,6 +158,7 @@ class VQVAE(GenerativeModel):
         """
         if example_ids is None:
             example_ids = torch.arange(images.shape[0])
+        images = images.to(self.device)
         encoded = self.encoder(images)
         latents = _to_rows(encoded)
         codes = self._assign_codes(latents.detach(), example_ids)
@@ -181,24 +183,25 @@ class VQVAE(GenerativeModel):
     # -- inference ------------------------------------------------------------------------
     @torch.no_grad()
     def encode_codes(self, images: torch.Tensor) -> torch.Tensor:
-        """Index grids ``N x h x w`` into the generation codebook (the one the prior models)."""
+        """Index grids ``N x h x w`` (on the CPU) into the generation codebook (the one the prior
+        models)."""
         images = check_images(images)
         grids = []
         for batch in images.split(self.config.inference_batch_size):
-            encoded = self.encoder(batch)
+            encoded = self.encoder(batch.to(self.device))
             codes = self._assign_codes(_to_rows(encoded), None)
-            grids.append(codes.view(encoded.shape[0], *encoded.shape[2:]))
+            grids.append(codes.view(encoded.shape[0], *encoded.shape[2:]).cpu())
         return torch.cat(grids) if grids else torch.zeros(0, *self.grid_shape, dtype=torch.long)
 
     @torch.no_grad()
     def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] decoded from index grids into the generation codebook."""
+        """Images in [0, 1] (on the CPU) decoded from index grids into the generation codebook."""
         table = self._codebooks()[0].weight
         out = []
         for batch in codes.split(self.config.inference_batch_size):
-            latents = table[batch].permute(0, 3, 1, 2)
-            out.append(torch.sigmoid(self.decoder(latents)))
-        return torch.cat(out) if out else torch.zeros(0, *self.image_shape.tolist())
+            latents = table[batch.to(table.device)].permute(0, 3, 1, 2)
+            out.append(torch.sigmoid(self.decoder(latents)).cpu())
+        return torch.cat(out) if out else torch.zeros(0, *self._fitted_image_shape())
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         return self.decode_codes(self.encode_codes(images))
@@ -237,8 +240,11 @@ class VQVAE(GenerativeModel):
     @property
     def grid_shape(self) -> tuple[int, int]:
         """The latent index grid's (height, width) for the images the model was fitted on."""
-        height, width = self.image_shape.tolist()[1:]
+        height, width = self._fitted_image_shape()[1:]
         return height // DOWNSAMPLING, width // DOWNSAMPLING
+
+    def _fitted_image_shape(self) -> tuple[int, ...]:
+        return tuple(int(size) for size in self.image_shape)  # (C, H, W) of the training images
 
     # -- hooks for subclasses -------------------------------------------------------------
     def _build_codebooks(self) -> None:
@@ -289,6 +295,7 @@ class VQVAE(GenerativeModel):
             self.image_shape = torch.tensor(list(image_shape))
         cfg = self.config
         sizes = (cfg.hidden_channels, cfg.residual_channels, cfg.residual_blocks, cfg.latent_dim)
+        device = self.device  # weights are drawn on the CPU (same on every device), then moved
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.encoder = Encoder(cfg.in_channels, *sizes)
@@ -296,6 +303,7 @@ class VQVAE(GenerativeModel):
             self._build_codebooks()
             self.prior = GatedPixelCNN(cfg.codebook_size, channels=cfg.prior_channels,
                                        layers=cfg.prior_layers, kernel=cfg.prior_kernel)
+        self.to(device)
 
     def _new_codebook(self, size: int) -> Codebook:
         cfg = self.config
@@ -309,9 +317,10 @@ class VQVAE(GenerativeModel):
     @torch.no_grad()
     def _initialise_codebooks_from(self, images: torch.Tensor, generator: torch.Generator) -> None:
         picks = torch.randperm(images.shape[0], generator=generator)[:_INIT_IMAGES]
-        pool = _to_rows(self.encoder(images[picks]))
+        pool = _to_rows(self.encoder(images[picks].to(self.device)))
         for book in self._codebooks():
-            book.reset_to(pool[torch.randint(pool.shape[0], (book.size,), generator=generator)])
+            rows = torch.randint(pool.shape[0], (book.size,), generator=generator)
+            book.reset_to(pool[rows.to(pool.device)])
 
     def _train_epoch(self, images: torch.Tensor, examples: torch.Tensor, optimizer,
                      generator: torch.Generator, *, restart: bool, epoch: int = 0
@@ -320,7 +329,7 @@ class VQVAE(GenerativeModel):
         order = examples[torch.randperm(examples.shape[0], generator=generator)]
         batches = order.split(cfg.batch_size)
         table_size = sum(b.size for b in self._codebooks())
-        epoch_usage = torch.zeros(table_size, dtype=torch.long)
+        epoch_usage = torch.zeros(table_size, dtype=torch.long, device=self.device)
         window_usage, pool_latents, pool_codes = epoch_usage.clone(), [], []
         totals: dict[str, float] = defaultdict(float)
         restarted = 0
@@ -340,6 +349,7 @@ class VQVAE(GenerativeModel):
             epoch_usage += counts
             window_usage += counts
             keep = torch.randperm(codes.shape[0], generator=generator)[:_POOL_PER_BATCH]
+            keep = keep.to(codes.device)
             pool_latents.append(latents[keep])
             pool_codes.append(codes[keep])
             for name in ("loss", "recon_loss", "codebook_loss", "commitment_loss"):
@@ -377,7 +387,8 @@ class VQVAE(GenerativeModel):
 
 
 def check_images(images: torch.Tensor) -> torch.Tensor:
-    """``images`` as contiguous float32 N x C x H x W in [0, 1] with H, W divisible by 4."""
+    """``images`` as contiguous float32 N x C x H x W in [0, 1] with H, W divisible by 4, on the
+    CPU (models move one batch at a time to their device)."""
     if not torch.is_tensor(images) or images.ndim != 4:
         shape = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
         raise UserError(f"images must be a tensor N x C x H x W, got {shape}")
@@ -386,7 +397,7 @@ def check_images(images: torch.Tensor) -> torch.Tensor:
             f"image height and width must be multiples of {DOWNSAMPLING} for the VQ models, "
             f"got {images.shape[2]}x{images.shape[3]}; pad or resize the images"
         )
-    images = base.require_finite(images.float().contiguous())
+    images = base.require_finite(images.to("cpu", torch.float32).contiguous())
     if images.numel() and (images.min() < 0 or images.max() > 1):
         raise UserError("images must be floats in [0, 1]; divide uint8 pixels by 255")
     return images
