@@ -47,11 +47,11 @@ def _shifted(baseline, model, metric, factor):
     return candidate, rows
 
 
-# At level 0.001 with 5 baseline and 3 candidate seeds a mean must move by ~7 standard errors:
-# the gate trades power for no false alarms on another CPU. These sizes stand out at eps = 0.3,
-# where every baseline seed trained (see results/gate/README.md for the collapsed eps = 0 seeds).
+# At level 0.001 with 5 baseline and 3 candidate seeds a mean must move by ~5 baseline standard
+# deviations: the gate trades power for no false alarms on another CPU. These sizes stand out at
+# eps = 0.3 (recon MSE 0.0127 +- 0.0015, domain FID 263 +- 30 over the five baseline seeds).
 @pytest.mark.parametrize("model, metric, factor", [
-    ("vqvae", "recon_mse_clean_test", 1.5),         # a worse autoencoder
+    ("vqvae", "recon_mse_clean_test", 2.0),         # a worse autoencoder
     ("vqvae", "fid_domain_500", 2.0),               # samples further from the clean inliers
     ("vqvae", "perplexity", 0.4),                   # less than half the codebook usage
 ])
