@@ -156,22 +156,22 @@ def _wrong_codeword() -> None:
 
 
 def _fid_against_training_set() -> None:
+    import bench.cell as cell
     import bench.metrics.evaluate as evaluate
-    import bench.runner as runner
 
     original_metrics = evaluate.generation_metrics_with_protocol
-    original_evaluate = runner._evaluate
+    original_evaluate = cell._evaluate
     training: dict = {}
 
     def against_training(samples, reference, **options):
         return original_metrics(samples, training["images"], **options)
 
-    def remember_training(preset, model, data, *rest):
+    def remember_training(preset, model, data, *rest, **options):
         training["images"] = data.train_images
-        return original_evaluate(preset, model, data, *rest)
+        return original_evaluate(preset, model, data, *rest, **options)
 
     evaluate.generation_metrics_with_protocol = against_training
-    runner._evaluate = remember_training
+    cell._evaluate = remember_training
 
 
 INJECTIONS = {"split-disabled": _split_disabled, "wrong-codeword": _wrong_codeword,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import bench.runner as runner
+import bench.cell
 from bench.cli import main
 from bench.presets import load_preset_file
 from bench.scenarios import SCENARIOS, load_scenario_file
@@ -21,7 +21,7 @@ def no_cells(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("a cell ran although the input is bad")
 
-    monkeypatch.setattr(runner, "_run_cell", forbidden)
+    monkeypatch.setattr(bench.cell, "_fit_and_evaluate", forbidden)
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -99,8 +99,8 @@ def test_a_custom_scenario_file_can_be_run(real_data, tmp_path, capsys, monkeypa
     path.write_text('[scenario."digits17+fmnist@0.1"]\ninlier = "mnist"\ninlier_classes = [1, 7]\n'
                     'outlier = "fmnist"\nepsilon = 0.1\ntrain_size = 64\n')
     ran = []
-    monkeypatch.setattr(runner, "_run_cell", lambda preset, scenario, *a, **k: ran.append(
-        (scenario.name, scenario.inlier_classes)) or [])
+    monkeypatch.setattr(bench.cell, "_fit_and_evaluate", lambda preset, scenario, *a, **k: (
+        ran.append((scenario.name, scenario.inlier_classes)) or [], {}))
     try:
         argv = ["run", "--scenario-file", str(path), "--scenario", "digits17+fmnist@0.1",
                 "--model", "vqvae", "--n-samples", "8", "--out", str(tmp_path / "run")]

@@ -12,6 +12,7 @@ import threading
 import pytest
 import torch
 
+import bench.cell
 import bench.runner as runner
 from bench import records
 from bench.cli import main
@@ -50,15 +51,15 @@ def fake_cells(monkeypatch):
     broken: set[str] = set()
     calls: list[str] = []
 
-    def fake_run_cell(preset, scenario, data, spec, seed, cell_dir, **kwargs):
-        calls.append(spec.display)
-        if spec.display in broken:
-            raise RuntimeError(f"{spec.display} is broken")
-        return [{"scenario": scenario.name, "model": spec.display, "seed": seed,
+    def fake_run_cell(preset, scenario, cell, data, **kwargs):
+        calls.append(cell.spec.display)
+        if cell.spec.display in broken:
+            raise RuntimeError(f"{cell.spec.display} is broken")
+        return [{"scenario": scenario.name, "model": cell.spec.display, "seed": cell.seed,
                  "metric": "fid_domain_32", "value": 1.0, "status": "ok",
-                 "epsilon": scenario.epsilon}]
+                 "epsilon": scenario.epsilon}], {}
 
-    monkeypatch.setattr(runner, "_run_cell", fake_run_cell)
+    monkeypatch.setattr(bench.cell, "_fit_and_evaluate", fake_run_cell)
     return broken, calls
 
 

@@ -32,6 +32,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-failed", action="store_true",
                         help="do not retry cells that failed in an earlier run")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+    scale = parser.add_argument_group("executor (where the cells run)")
+    scale.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="local: one cell after another in this process (default); ray: one "
+                            "Ray task per cell (pip install 'rvqvae-bench[ray]')")
+    scale.add_argument("--address", help="ray: the cluster to join (e.g. HEAD:6379 or auto); "
+                                         "default: start Ray on this machine")
+    scale.add_argument("--cpus-per-cell", type=int, default=1,
+                       help="ray: CPUs (and torch threads) per cell (default 1)")
+    scale.add_argument("--gpus-per-cell", type=float,
+                       help="ray: GPUs per cell, fractions allowed (default 1 with --device "
+                            "cuda, else 0)")
+    scale.add_argument("--max-retries", type=int, default=2,
+                       help="ray: reruns of a cell whose worker died (default 2); a cell that "
+                            "raises is recorded as failed, not retried")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,7 +79,16 @@ def run(args: argparse.Namespace) -> int:
             dataclasses.replace(m, options={**m.options, "epochs": args.epochs})
             for m in preset.models)
     preset = dataclasses.replace(preset, **changes)
+    ray_options = None
+    if args.executor == "ray":
+        from bench.ray_executor import RayOptions
+
+        ray_options = RayOptions(address=args.address, cpus_per_cell=args.cpus_per_cell,
+                                 gpus_per_cell=args.gpus_per_cell, max_retries=args.max_retries)
+    elif args.address or args.gpus_per_cell is not None:
+        raise UserError("--address and --gpus-per-cell need --executor ray")
     summary = run_preset(preset, args.out, progress=not args.quiet,
-                         keep_failed=args.keep_failed)
+                         keep_failed=args.keep_failed, executor=args.executor,
+                         ray_options=ray_options)
     print(summary.line(), file=sys.stderr)
     return 0 if summary.ok else 1

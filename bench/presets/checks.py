@@ -22,8 +22,11 @@ SEED_LIMIT = 2**32
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
-def check_preset(preset: Preset) -> None:
-    """Raise :class:`UserError` for the first bad input of ``preset`` (see the module doc)."""
+def check_preset(preset: Preset, *, gpu_here: bool = True) -> None:
+    """Raise :class:`UserError` for the first bad input of ``preset`` (see the module doc).
+
+    ``gpu_here=False``: a ``cuda`` device need not exist on this machine (a Ray cluster's GPUs
+    are checked when the cluster is reached)."""
     from bench.metrics.extractors import EXTRACTORS
     from rvqvae.models import create_model
 
@@ -41,7 +44,7 @@ def check_preset(preset: Preset) -> None:
         if value is not None and value < least:
             why = " (FID/KID need at least 2 samples)" if name == "n_samples" else ""
             raise UserError(f"{where}: {name} must be >= {least}{why}, got {value}")
-    check_device(preset.device)
+    check_device(preset.device, gpu_here=gpu_here)
     for name in preset.extractors:
         EXTRACTORS.get(name)
     for name in preset.scenarios:
@@ -67,11 +70,12 @@ def check_seeds(seeds, where: str) -> None:
         raise UserError(f"{where}: seeds repeat ({', '.join(map(str, seeds))})")
 
 
-def check_device(device: str) -> None:
-    """``cpu``, ``cuda`` or ``cuda:N`` naming a visible GPU; anything else is a UserError."""
+def check_device(device: str, *, gpu_here: bool = True) -> None:
+    """``cpu``, ``cuda`` or ``cuda:N`` naming a visible GPU (with ``gpu_here``); anything else
+    is a UserError."""
     if not isinstance(device, str) or not DEVICE_PATTERN.match(device):
         raise UserError(f"device {device!r} is not supported; use cpu, cuda or cuda:N")
-    if device.startswith("cuda"):
+    if device.startswith("cuda") and gpu_here:
         import torch
 
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0

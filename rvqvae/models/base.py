@@ -23,6 +23,7 @@ same choices on every device.
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 import pickle
 from abc import ABC, abstractmethod
@@ -113,14 +114,20 @@ class GenerativeModel(nn.Module, ABC):
         file with ``weights_only=True``. Written to a unique temporary file and renamed:
         concurrent writers never collide and a killed writer leaves no half-written file.
         """
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(self.to_bytes())
+
+    def to_bytes(self) -> bytes:
+        """The checkpoint :meth:`save` writes, in memory (e.g. to send from a worker)."""
         payload = {
             "model": model_name(type(self)),
             "config": dataclasses.asdict(self.config),
             "state": self.state_dict(),
             "extra": self.extra_state(),
         }
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        return buffer.getvalue()
 
     @classmethod
     def load(cls, path: str | Path) -> GenerativeModel:

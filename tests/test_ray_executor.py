@@ -1,0 +1,162 @@
+"""The Ray executor on an in-process local Ray with 2 CPUs: the same records as the local
+executor, a killed worker retried, a killed driver resumed, the lock, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+import bench.ray_executor as ray_executor
+import bench.runner as runner
+from bench import records
+from bench.cli import main
+from bench.presets import ModelSpec, Preset, get_preset
+from bench.ray_executor import KILL_HOOK, RayOptions
+from bench.run_lock import RunLocked, run_lock
+from rvqvae.errors import UserError
+
+TINY_VQ = {"epochs": 1, "prior_epochs": 1, "codebook_size": 16, "hidden_channels": 8,
+           "residual_channels": 8, "latent_dim": 8}
+KILLED = "mnist+fmnist@0.25__killed-once__s0"  # the cell whose first attempt the hook kills
+QUIET = {"progress": False, "log": lambda line: None}
+TIMING = {"wall_s", "timestamp"}
+
+
+def _preset(*labels: str) -> Preset:
+    return Preset(name="test", description="tiny", scenarios=("mnist+fmnist@0.25",),
+                  models=tuple(ModelSpec("vqvae", TINY_VQ, label) for label in labels),
+                  train_size=64, test_size=32, clean_test_size=64, n_samples=32)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """A local Ray with 2 CPUs; its workers inherit the test-only kill hook."""
+    if os.environ.get("CI"):
+        import ray  # CI installs the extra: never skip there
+    else:
+        ray = pytest.importorskip("ray")
+    marker = tmp_path_factory.mktemp("hook") / "killed"
+    os.environ[KILL_HOOK] = f"{KILLED}:{marker}"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             logging_level="WARNING")
+    try:
+        yield marker
+    finally:
+        ray.shutdown()
+        del os.environ[KILL_HOOK]
+
+
+def _cells(run_dir):
+    out = {}
+    for path in sorted((run_dir / "cells").glob("*.json")):
+        out[path.name] = [{k: v for k, v in row.items() if k not in TIMING}
+                          for row in json.loads(path.read_text())
+                          if row["metric"] != "train_images_per_s"]
+    return out
+
+
+def test_smoke_on_ray_equals_local_bit_for_bit_at_the_same_threads(real_data, tmp_path,
+                                                                   ray_cluster):
+    preset = get_preset("smoke")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        runner.run_preset(preset, tmp_path / "local", **QUIET)
+    finally:
+        torch.set_num_threads(threads)
+    summary = runner.run_preset(preset, tmp_path / "ray", executor="ray",
+                                ray_options=RayOptions(cpus_per_cell=1), **QUIET)
+    assert summary.ok and len(summary.finished) == 3
+    local, on_ray = _cells(tmp_path / "local"), _cells(tmp_path / "ray")
+    assert list(on_ray) == list(local) and len(local) == 3
+    for name in local:
+        assert on_ray[name] == local[name], name  # values, protocols, device, versions, sha
+    for cell in local:
+        folder = cell.removesuffix(".json")
+        for artefact in ("samples.pt", "scores.pt", "history.json"):
+            a = (tmp_path / "local" / "cells" / folder / artefact).read_bytes()
+            b = (tmp_path / "ray" / "cells" / folder / artefact).read_bytes()
+            if artefact == "history.json":  # per-epoch seconds differ
+                a, b = (_untimed(json.loads(x)) for x in (a, b))
+            else:
+                a = torch.load(tmp_path / "local" / "cells" / folder / artefact)
+                b = torch.load(tmp_path / "ray" / "cells" / folder / artefact)
+                a, b = repr(a), repr(b)
+            assert a == b, (cell, artefact)
+
+
+def _untimed(history):
+    return [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in history]
+
+
+def test_a_worker_killed_mid_cell_is_retried_and_no_record_is_lost(real_data, tmp_path,
+                                                                   ray_cluster):
+    preset = _preset("killed-once", "other")
+    summary = runner.run_preset(preset, tmp_path, executor="ray",
+                                ray_options=RayOptions(max_retries=1), **QUIET)
+    assert ray_cluster.is_file(), "the hook did not kill the first attempt"
+    assert summary.ok and sorted(summary.finished) == sorted(
+        [KILLED, "mnist+fmnist@0.25__other__s0"])
+    for cell in summary.finished:
+        rows = json.loads(records.cell_path(tmp_path, cell).read_text())
+        assert {row["status"] for row in rows} <= {"ok", "undefined"} and len(rows) > 10
+        assert (tmp_path / "cells" / cell / "model.pt").is_file()
+
+
+def test_a_killed_driver_resumes_without_recomputing_a_finished_cell(real_data, tmp_path,
+                                                                     ray_cluster, monkeypatch):
+    preset = _preset("first", "second")
+    real_write = ray_executor.write_cell_result
+    written = []
+
+    def driver_dies_after_one(run_dir, result):
+        if written:
+            raise KeyboardInterrupt  # the driver is killed before writing the second cell
+        written.append(result.cell_id)
+        real_write(run_dir, result)
+
+    monkeypatch.setattr(ray_executor, "write_cell_result", driver_dies_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_preset(preset, tmp_path, executor="ray", **QUIET)
+    first = written[0]
+    before = records.cell_path(tmp_path, first).read_bytes()
+    monkeypatch.setattr(ray_executor, "write_cell_result", real_write)
+    summary = runner.run_preset(preset, tmp_path, executor="ray", **QUIET)
+    assert summary.skipped == (first,) and len(summary.finished) == 1
+    assert records.cell_path(tmp_path, first).read_bytes() == before
+
+
+def test_a_second_driver_gets_the_lock_error(tmp_path, ray_cluster):
+    with run_lock(tmp_path), pytest.raises(RunLocked, match=str(tmp_path)):
+        runner.run_preset(_preset("x"), tmp_path, executor="ray", **QUIET)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--cpus-per-cell", "0"], "--cpus-per-cell must be an integer >= 1, got 0"),
+    (["--gpus-per-cell", "0.5"], "the models would not use the GPU; add --device cuda"),
+    (["--max-retries", "-1"], "--max-retries must be >= 0, got -1"),
+])
+def test_bad_ray_options_are_one_line(real_data, tmp_path, capsys, argv, message):
+    pytest.importorskip("ray")
+    status = main(["run", "--preset", "smoke", "--out", str(tmp_path / "run"),
+                   "--executor", "ray", *argv])
+    assert status == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_ray_options_without_the_ray_executor_are_refused(tmp_path, capsys):
+    status = main(["run", "--preset", "smoke", "--out", str(tmp_path / "run"),
+                   "--address", "auto"])
+    assert status == 2
+    assert "--address and --gpus-per-cell need --executor ray" in capsys.readouterr().err
+
+
+def test_without_ray_installed_the_error_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(UserError, match=r"pip install 'rvqvae-bench\[ray\]'"):
+        runner.run_preset(_preset("x"), tmp_path, executor="ray", **QUIET)
+    assert not tmp_path.joinpath("run.json").exists()
