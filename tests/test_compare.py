@@ -23,6 +23,7 @@ from bench.compare import (
     load_cells,
     load_tolerances,
     machine_notes,
+    pool_over_scenarios,
 )
 from bench.records import load_records
 from bench.report import write_report
@@ -146,6 +147,40 @@ def test_the_false_alarm_rate_is_the_stated_level():
                            (base.mean(), base.std(ddof=1), 5), (cand.std(ddof=1), 3))
         alarms += cand.mean() - base.mean() > judged.allowed  # one side: the bad direction
     assert alarms / trials == pytest.approx(0.05, abs=0.01)
+
+
+def _pooled_trial(rng, shift, level):
+    """Two scenarios, 5 baseline and 3 candidate seeds each, the candidate worse by ``shift``
+    baseline stds (lower is better): (flagged per scenario, flagged when pooled)."""
+    rows, single = [], False
+    for _ in range(2):  # two scenarios
+        base, cand = rng.normal(3.0, 0.7, 5), rng.normal(3.0 + shift * 0.7, 0.7, 3)
+        change = cand.mean() - base.mean()
+        judged = allowance(Tolerance(level=level), change, (base.mean(), base.std(ddof=1), 5),
+                           (cand.std(ddof=1), 3))
+        single |= change > judged.allowed
+        worse = change > 0
+        rows.append({"model": "m", "metric": "fid_domain_500", "note": "",
+                     "outcome": "regressed" if change > judged.allowed else "unchanged",
+                     "_p_worse": judged.p_value if worse else 1 - judged.p_value,
+                     "_beyond_floor": worse})
+    pool_rows = [dict(row) for row in rows]
+    pool_over_scenarios(pool_rows, Tolerances(default=Tolerance(level=level)))
+    return single, single or any(r["outcome"] == "regressed" for r in pool_rows)
+
+
+def test_pooling_scenarios_keeps_its_false_alarm_rate_and_adds_power():
+    """Fisher's combination of the scenarios' one-sided p-values: under "same code" it flags
+    at most ~level often on top of the per-scenario rule; a shift of 1.5 stds in both
+    scenarios is caught far more often than by either scenario alone."""
+    rng = np.random.default_rng(1)
+    null = [_pooled_trial(rng, 0.0, 0.05) for _ in range(3000)]
+    extra = sum(pooled and not single for single, pooled in null) / len(null)
+    assert extra <= 0.05 + 0.01
+    shifted = [_pooled_trial(rng, 1.5, 0.01) for _ in range(1000)]
+    single = sum(s for s, _ in shifted) / len(shifted)
+    pooled = sum(p for _, p in shifted) / len(shifted)
+    assert pooled > single + 0.1, (single, pooled)
 
 
 def test_one_baseline_seed_uses_the_candidates_spread_and_one_seed_each_the_floor():

@@ -13,7 +13,13 @@ import torch
 
 from bench.metrics import domain as domain_module
 from bench.metrics.domain import DomainRecipe, domain_classifier
-from bench.metrics.fid import UInt8Images, generation_metrics, kid_std_undefined, to_uint8
+from bench.metrics.fid import (
+    UInt8Images,
+    generation_metrics,
+    generation_metrics_with_protocol,
+    kid_std_undefined,
+    to_uint8,
+)
 
 FAST = DomainRecipe(per_class=60, epochs=2, batch_size=32)
 
@@ -151,6 +157,23 @@ def test_reference_statistics_cache_is_keyed_by_content(classifier, tmp_path):
         ]
     assert fid_b == pytest.approx(uncached_b, rel=1e-9) and fid_b > 10 * fid_a
     assert len(set(cache.iterdir())) == 4
+
+
+def test_the_protocol_names_the_reference_by_content(classifier):
+    """Regression (gate case fid-vs-train): FID against another reference of the same size and
+    key must not compare with FID against the clean inliers."""
+    samples = bars("bars-h", 200, seed=11)
+    ref_a, ref_b = bars("bars-h", 300, seed=12), bars("bars-h", 300, seed=13)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        _, first = generation_metrics_with_protocol(samples, ref_a, domain=classifier,
+                                                    reference_key="k", cache=False)
+        _, again = generation_metrics_with_protocol(samples, ref_a.clone(), domain=classifier,
+                                                    reference_key="k", cache=False)
+        _, other = generation_metrics_with_protocol(samples, ref_b, domain=classifier,
+                                                    reference_key="k", cache=False)
+    assert first == again
+    assert {k for k in first if first[k] != other[k]} == {"reference_digest"}
 
 
 def test_to_uint8_is_exact_for_uint8_images_and_rejects_nan():

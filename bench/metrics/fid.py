@@ -132,6 +132,7 @@ def generation_metrics_with_protocol(
         "n_samples": n,
         "n_reference": n_ref,
         "reference": reference_key,
+        "reference_digest": content_digest(reference_u8),  # what was measured against
         "kid_subset_size": subset,
         "kid_subsets": kid_subsets,
     }
@@ -188,6 +189,15 @@ def vet_reference_cache(folder: Path, cache_name: str) -> list[Path]:
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+def content_digest(images_u8: torch.Tensor) -> str:
+    """sha256 (16 hex digits) of a uint8 image tensor's shape and pixels: the same images give
+    the same digest on every machine, and any other reference set (another split, the
+    contaminated training set) a different one."""
+    digest = hashlib.sha256(str(tuple(images_u8.shape)).encode())
+    digest.update(images_u8.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def reference_cache_name(
