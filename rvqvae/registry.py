@@ -9,7 +9,7 @@ registry's base class when one is given. Lookup of an unknown name raises
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -102,5 +102,3 @@ def _first_line(text: str) -> str:
             return line.strip()
     return ""
 
-
-Factory = Callable[..., Any]

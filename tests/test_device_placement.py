@@ -13,7 +13,7 @@ import torch
 from emulated_device import emulated_device, is_on_device
 
 from rvqvae.models import MODELS, create_model
-from rvqvae.models.vqvae import VQVAE, _to_rows
+from rvqvae.models.vqvae import VQVAE, to_rows
 
 _VQ = dict(hidden_channels=8, residual_channels=4, residual_blocks=1, latent_dim=4,
            codebook_size=8, prior_channels=8, prior_layers=1, prior_kernel=3, epochs=3,
@@ -90,7 +90,7 @@ def test_a_tensor_left_on_the_cpu_fails_as_it_would_on_a_gpu(monkeypatch):
     @torch.no_grad()
     def misplaced(self, images, generator):
         picks = torch.randperm(images.shape[0], generator=generator)[:1024]
-        pool = _to_rows(self.encoder(images[picks]))  # images[picks] stays on the CPU
+        pool = to_rows(self.encoder(images[picks]))  # images[picks] stays on the CPU
         for book in self._codebooks():
             rows = torch.randint(pool.shape[0], (book.size,), generator=generator)
             book.reset_to(pool[rows.to(pool.device)])

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from bench.cache import atomic_path, cache_dir, cache_root, sha256_file
+from bench.cache import atomic_path, cache_dir, sha256_file
 from bench.data.manifest import IDX_FILES, SHA256
 from bench.data.sources import SOURCES, Source, SourceUnavailable
 from rvqvae.errors import UserError
@@ -70,11 +70,6 @@ def hash_mismatch(dataset: str, file: str, path: Path, actual: str) -> UserError
         f"{path} is corrupt or a different version: sha256 {actual}, expected "
         f"{SHA256[dataset][file]}; delete it and run: rvqvae-bench data fetch {dataset}"
     )
-
-
-def dataset_folder(dataset: str) -> Path:
-    """Where the cache keeps ``dataset``'s files (not created)."""
-    return cache_root() / "data" / dataset
 
 
 class ContentMismatch(Exception):

@@ -51,7 +51,6 @@ class EvalContext:
     seed: int = 0
     device: str = "cpu"
     kid_subsets: int = KID_SUBSETS
-    options: dict[str, Any] = field(default_factory=dict)
     #: outlier scores computed by the detection group: {mode: {"is_outlier": ..., name: ...}}
     scores: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     #: progress lines (one per metric group, with its time); None: silent

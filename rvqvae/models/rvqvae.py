@@ -78,7 +78,7 @@ from rvqvae.models.split_init import (
     sample_rows,
     smoothed_ranks,
 )
-from rvqvae.models.vqvae import VQVAE, VQVAEConfig, _to_rows, check_images
+from rvqvae.models.vqvae import VQVAE, VQVAEConfig, check_images, to_rows
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ class RVQVAE(VQVAE):
         out = []
         with torch.no_grad():
             for batch in images.split(self.config.inference_batch_size):
-                latents = _to_rows(self.encoder(batch.to(self.device)))
+                latents = to_rows(self.encoder(batch.to(self.device)))
                 _, d_in = self.codebook_search(latents, "inlier")
                 if kind == "inlier_distance":
                     per_latent = d_in
@@ -254,7 +254,7 @@ class RVQVAE(VQVAE):
             sides.append((self.inlier_codebook, ~self.outlier_set))
         for book, members in sides:
             if members.any():
-                latents = _to_rows(self._latent_grids(images[members]))
+                latents = to_rows(self._latent_grids(images[members]))
                 book.reset_to(pick(latents, book.size, generator))
         return record
 

@@ -160,7 +160,7 @@ class VQVAE(GenerativeModel):
             example_ids = torch.arange(images.shape[0])
         images = images.to(self.device)
         encoded = self.encoder(images)
-        latents = _to_rows(encoded)
+        latents = to_rows(encoded)
         codes = self._assign_codes(latents.detach(), example_ids)
         # index_select, not table[codes]: the backward of advanced indexing is an accumulating
         # index_put_ whose multi-threaded CPU kernel sums in varying order (not reproducible).
@@ -189,7 +189,7 @@ class VQVAE(GenerativeModel):
         grids = []
         for batch in images.split(self.config.inference_batch_size):
             encoded = self.encoder(batch.to(self.device))
-            codes = self._assign_codes(_to_rows(encoded), None)
+            codes = self._assign_codes(to_rows(encoded), None)
             grids.append(codes.view(encoded.shape[0], *encoded.shape[2:]).cpu())
         return torch.cat(grids) if grids else torch.zeros(0, *self.grid_shape, dtype=torch.long)
 
@@ -317,7 +317,7 @@ class VQVAE(GenerativeModel):
     @torch.no_grad()
     def _initialise_codebooks_from(self, images: torch.Tensor, generator: torch.Generator) -> None:
         picks = torch.randperm(images.shape[0], generator=generator)[:_INIT_IMAGES]
-        pool = _to_rows(self.encoder(images[picks].to(self.device)))
+        pool = to_rows(self.encoder(images[picks].to(self.device)))
         for book in self._codebooks():
             rows = torch.randint(pool.shape[0], (book.size,), generator=generator)
             book.reset_to(pool[rows.to(pool.device)])
@@ -413,7 +413,7 @@ def check_flags(flags: torch.Tensor | None, n: int) -> torch.Tensor | None:
     return flags
 
 
-def _to_rows(grid: torch.Tensor) -> torch.Tensor:
+def to_rows(grid: torch.Tensor) -> torch.Tensor:
     """N x D x h x w -> (N*h*w) x D, example-major then raster order."""
     return grid.permute(0, 2, 3, 1).reshape(-1, grid.shape[1])
 

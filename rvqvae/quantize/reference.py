@@ -59,13 +59,6 @@ def reference_nearest(
     return _argmin(distances)
 
 
-def reference_nearest_directional(
-    x: torch.Tensor, codebook: torch.Tensor, covariance: torch.Tensor, eps: float = 1e-6
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float64 brute-force directional search ``(indices int64, distances float64)``."""
-    return _argmin(reference_directional_distances(x, codebook, covariance, eps))
-
-
 def _argmin(distances: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if distances.shape[0] == 0:
         return distances.new_zeros(0, dtype=torch.int64), distances.new_zeros(0)
