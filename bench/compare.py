@@ -130,7 +130,7 @@ def load_cells(source: str | Path) -> pd.DataFrame:
     if path.is_dir() and not (path / "cells").is_dir() and (path / "aggregate.csv").is_file():
         path = path / "aggregate.csv"
     if path.is_dir():
-        return aggregate(load_results(path))
+        return aggregate(load_results(path), mixed_protocols="mark")
     if not path.is_file():
         raise UserError(f"{path} does not exist; give a run folder, a report folder, an "
                         f"aggregate.csv or a records .json/.csv file")
@@ -149,7 +149,7 @@ def load_cells(source: str | Path) -> pd.DataFrame:
     if missing:
         raise UserError(f"{path} has no {', '.join(missing)} column; expected result records or "
                         f"an aggregate.csv written by 'rvqvae-bench report'")
-    return aggregate(records[list(RECORD_FIELDS)])
+    return aggregate(records[list(RECORD_FIELDS)], mixed_protocols="mark")
 
 
 def _compare_cell(cell: dict, tolerances: Tolerances) -> dict:
@@ -170,6 +170,11 @@ def _compare_cell(cell: dict, tolerances: Tolerances) -> dict:
     base_protocol, cand_protocol = _text(cell.get("protocol_b")), _text(cell.get("protocol_c"))
     if base_protocol and cand_protocol:
         flat_b, flat_c = flatten_protocol(base_protocol), flatten_protocol(cand_protocol)
+        for side, flat in (("baseline", flat_b), ("candidate", flat_c)):
+            if "mixed_seeds" in flat:
+                return {**row, "outcome": "protocol",
+                        "note": f"the {side}'s seeds were measured differently: "
+                                f"{flat['mixed_seeds']}"}
         differing = {k for k in set(flat_b) | set(flat_c) if flat_b.get(k) != flat_c.get(k)}
         if differing - set(MACHINE_PROTOCOL_KEYS):
             differences = protocol_differences([flat_b, flat_c])

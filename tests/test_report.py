@@ -196,6 +196,25 @@ def test_mixed_protocols_in_one_cell_are_refused_naming_cell_and_key(tmp_path, c
     assert capsys.readouterr().err.strip() == f"rvqvae-bench: error: {message}"
 
 
+def test_compare_fails_only_the_cell_whose_seeds_disagree(tmp_path, capsys):
+    """The gate keeps going: a candidate cell whose seeds were measured differently (e.g. FID
+    against a per-seed training set instead of the fixed clean reference) is that cell's
+    protocol mismatch, exit 1, not a refusal of the whole comparison."""
+    from bench.compare import compare, exit_status, load_cells
+
+    baseline = _records_run(tmp_path / "base", models=("vqvae",))
+    run = _records_run(tmp_path / "cand", models=("vqvae",))
+    _edit_cell(run, cell_id(0.2, "vqvae", 1), lambda r: _with_protocol(r, reference_digest="x"))
+    result = compare(load_cells(baseline), load_cells(run))
+    flagged = result[result["outcome"] == "protocol"]
+    assert exit_status(result) == 1
+    assert list(flagged["metric"]) == ["fid_domain_2k"]
+    assert list(flagged["scenario"]) == ["mnist+fmnist@0.2"]
+    assert flagged["note"].iloc[0].startswith(
+        "the candidate's seeds were measured differently: reference_digest:")
+    assert main(["compare", str(baseline), str(run), "--hide-unchanged"]) == 1
+
+
 def test_a_legacy_per_seed_kid_seed_does_not_split_a_cell(tmp_path):
     """Records once carried KID's subset seed (= the cell seed) in their protocol."""
     run = _records_run(tmp_path, models=("vqvae",))

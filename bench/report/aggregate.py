@@ -38,14 +38,17 @@ CELL_KEY = ["scenario", "model", "metric"]
 CELL_FAILURE_METRICS = ("", "cell")  # the metric of the one record a crashed cell writes
 
 
-def aggregate(records: pd.DataFrame) -> pd.DataFrame:
+def aggregate(records: pd.DataFrame, *, mixed_protocols: str = "error") -> pd.DataFrame:
     """One row per (scenario, model, metric) in run order (first record timestamp), columns
     ``AGGREGATE_COLUMNS``.
 
     Guarantees: ``mean``/``std``/``n`` use only ``ok`` values; a failed record without a metric
     or with metric ``cell`` (a cell that died before measuring anything) counts as failed for
     every metric other records of its scenario carry; a seed recorded twice for one cell, or
-    records of one cell with different protocols, raise :class:`UserError`.
+    records of one cell with different protocols, raise :class:`UserError`. With
+    ``mixed_protocols="mark"`` (the gate) such a cell is kept, its protocol a ``mixed_seeds``
+    entry naming the differences, so it fails the comparison as that one cell's protocol
+    mismatch instead of stopping the whole comparison.
     """
     records = _expand_cell_failures(records.copy())
     # Run order (models and scenarios as the grid listed them), not file-name order.
@@ -53,7 +56,12 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (scenario, model, metric), cell in records.groupby(CELL_KEY, sort=False, dropna=False):
         _check_unique_seeds(cell, scenario, model, metric)
-        protocol = single_protocol(cell, f"{scenario} / {model} / {metric}")
+        try:
+            protocol = single_protocol(cell, f"{scenario} / {model} / {metric}")
+        except MixedProtocols as mixed:
+            if mixed_protocols == "error":
+                raise
+            protocol = json.dumps({"mixed_seeds": mixed.differences})
         ok = cell.loc[cell["status"] == "ok", "value"].astype(float)
         n_failed = int((cell["status"] == "failed").sum())
         n_undefined = int((cell["status"] == "undefined").sum())
@@ -97,10 +105,18 @@ def single_protocol(cell: pd.DataFrame, where: str) -> str:
         return next(iter(seeds_of), "")
     differences = protocol_differences([flatten_protocol(t) for t in seeds_of])
     seeds = " vs ".join(",".join(s) for s in seeds_of.values())
-    raise UserError(
+    raise MixedProtocols(
         f"cell {where} mixes records with different protocols ({differences}; seeds {seeds}); "
-        f"re-run those seeds with one protocol or keep the runs in separate folders"
-    )
+        f"re-run those seeds with one protocol or keep the runs in separate folders",
+        differences=f"{differences}; seeds {seeds}")
+
+
+class MixedProtocols(UserError):
+    """Records of one cell measured with different protocols (``differences`` names them)."""
+
+    def __init__(self, message: str, *, differences: str):
+        super().__init__(message)
+        self.differences = differences
 
 
 def protocol_differences(protocols: list[dict[str, Any]]) -> str:
