@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from rvqvae.models.outlier_split import top_scores_mask
-from rvqvae.models.rvqvae import RVQVAE, _to_rows
+from rvqvae.models.rvqvae import RVQVAE
 from rvqvae.models.split_init import kmeans_plus_plus, median_distance, smoothed_ranks
+from rvqvae.models.vqvae import to_rows
 
 TINY = dict(hidden_channels=8, residual_channels=4, residual_blocks=1, latent_dim=4,
             codebook_size=8, outlier_codebook_size=4, prior_channels=8, prior_layers=1,
@@ -50,7 +51,7 @@ def test_first_split_is_the_top_median_distance_of_the_warmed_up_latents():
 def test_outlier_codebook_starts_from_the_first_outlier_set_latents(init):
     model, images, _ = _first_split_model(outlier_init=init)
     with torch.no_grad():
-        outlier_latents = _to_rows(model.encoder(images[model.outlier_set]))
+        outlier_latents = to_rows(model.encoder(images[model.outlier_set]))
     codewords = model.outlier_codebook.weight.detach()
     is_latent = (codewords[:, None, :] == outlier_latents[None]).all(-1).any(1)
     assert is_latent.all()
@@ -59,7 +60,7 @@ def test_outlier_codebook_starts_from_the_first_outlier_set_latents(init):
 def test_inlier_codebook_starts_from_the_first_inlier_set_latents():
     model, images, _ = _first_split_model()
     with torch.no_grad():
-        inlier_latents = _to_rows(model.encoder(images[~model.outlier_set]))
+        inlier_latents = to_rows(model.encoder(images[~model.outlier_set]))
     codewords = model.inlier_codebook.weight.detach()
     assert (codewords[:, None, :] == inlier_latents[None]).all(-1).any(1).all()
 
@@ -84,7 +85,7 @@ def test_one_sided_split_scores():
     model, images, _ = _first_split_model()
     torch.testing.assert_close(model.split_scores(images, "recon"), model.per_example_recon(images))
     with torch.no_grad():
-        latents = _to_rows(model.encoder(images))
+        latents = to_rows(model.encoder(images))
     _, d_in = model.codebook_search(latents, "inlier")
     torch.testing.assert_close(model.split_scores(images, "inlier_distance"),
                                d_in.view(40, -1).mean(1))
