@@ -72,8 +72,13 @@ class CellResult:
 
 
 def build_data(preset: Preset, cell: Cell):
-    """The cell's scenario data for its seed (shared by every model of that scenario and seed)."""
-    return sized_scenario(preset, cell.scenario).build(cell.seed)
+    """The cell's scenario data for its seed (shared by every model of that scenario and seed),
+    or None when building it fails: :func:`compute_cell` then builds it again and records the
+    error as the cell's failure, so a bad scenario fails its cells, not the grid."""
+    try:
+        return sized_scenario(preset, cell.scenario).build(cell.seed)
+    except Exception:
+        return None
 
 
 def compute_cell(preset: Preset, cell: Cell, data=None, *, scenario=None,
@@ -123,6 +128,16 @@ def write_cell_result(run_dir: Path, result: CellResult) -> None:
     else:
         traceback_file.unlink(missing_ok=True)  # from an earlier failed attempt
     records.write_cell(run_dir, result.cell_id, result.records)
+
+
+def finish_cell(run_dir: Path, result: CellResult, prefix: str, board) -> None:
+    """The driver's end of a cell, for both executors: write it, log its lines, count it on
+    ``board`` (a :class:`bench.progress.CellProgress`)."""
+    write_cell_result(run_dir, result)
+    if result.status == "failed":
+        board.log(f"{prefix}: FAILED: {result.error}")
+    board.log(f"{prefix}: {result.status} in {result.wall_s:.1f} s")
+    board.finished(result.status)
 
 
 def _fit_and_evaluate(preset: Preset, scenario, cell: Cell, data, *, progress: bool, log: Log

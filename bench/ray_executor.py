@@ -10,7 +10,7 @@ No shared filesystem: the driver builds each scenario's data once per seed and p
 Ray's object store (workers never read the data cache or the network for it); the pinned domain
 classifiers ship inside the package. Workers return records and artefacts as bytes, and the
 driver writes them into the run folder with the same atomic writes as the local executor
-(:func:`bench.cell.write_cell_result`).
+(:func:`bench.cell.finish_cell`).
 
 Faults: a worker process that dies mid-cell (killed, out of memory, node lost) makes Ray rerun
 the task, up to ``max_retries`` times; a cell that raises is a failed result (recorded, not
@@ -32,14 +32,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.cell import (
-    Cell,
-    CellResult,
-    build_data,
-    compute_cell,
-    failed_result,
-    write_cell_result,
-)
+from bench.cell import Cell, CellResult, build_data, compute_cell, failed_result, finish_cell
 from bench.presets import Preset
 from bench.presets.checks import sized_scenario
 from bench.progress import CellProgress
@@ -94,11 +87,11 @@ def run_on_ray(preset: Preset, todo: list[tuple[int, Cell]], run_dir: Path, *,
                options: RayOptions, progress: bool, board: CellProgress, total: int
                ) -> dict[str, str]:
     """Compute ``todo`` ((grid number, cell) pairs) on Ray; write each result as it arrives.
+    ``options`` were checked (:func:`check_options`) by the runner, before its run lock.
 
     Returns each cell id's status (``ok`` or ``failed``).
     """
     ray = import_ray()
-    check_options(options, preset)
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=options.address, include_dashboard=False, log_to_driver=progress,
@@ -111,19 +104,19 @@ def run_on_ray(preset: Preset, todo: list[tuple[int, Cell]], run_dir: Path, *,
             max_retries=options.max_retries, retry_exceptions=False)
         worker_preset = preset if not preset.device.startswith("cuda") else \
             dataclasses.replace(preset, device="cuda")  # Ray picks the GPU (CUDA_VISIBLE_DEVICES)
-        data_refs: dict[tuple[str, int], object] = {}
+        data_refs: dict[tuple[str, int], object] = {}  # one data set per (scenario, seed)
         pending = {}
         for number, cell in todo:
             key = (cell.scenario, cell.seed)
             if key not in data_refs:
-                data_refs[key] = ray.put(_data_or_none(preset, cell))
-            scenario = sized_scenario(preset, cell.scenario)
-            ref = task.remote(worker_preset, cell, scenario, data_refs[key],
-                              options.cpus_per_cell, progress)
+                data_refs[key] = ray.put(build_data(preset, cell))
+            ref = task.remote(worker_preset, cell, sized_scenario(preset, cell.scenario),
+                              data_refs[key], options.cpus_per_cell, progress)
             pending[ref] = (number, cell)
         board.log(f"{len(todo)} cell(s) submitted to Ray "
                   f"({options.cpus_per_cell} CPU, {options.gpus(preset):g} GPU each)")
-        board.started(min(len(todo), _slots(ray, options, preset)))
+        slots = _slots(ray, options, preset)
+        board.started(min(len(todo), slots))
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             number, cell = pending.pop(ready[0])
@@ -131,14 +124,9 @@ def run_on_ray(preset: Preset, todo: list[tuple[int, Cell]], run_dir: Path, *,
                 result = ray.get(ready[0])
             except ray.exceptions.RayError as error:  # the worker died on every attempt
                 result = _lost(preset, cell, error, options.max_retries)
-            write_cell_result(run_dir, result)
+            finish_cell(run_dir, result, f"[{number}/{total}] {cell.id}", board)
             statuses[cell.id] = result.status
-            prefix = f"[{number}/{total}] {cell.id}"
-            if result.status == "failed":
-                board.log(f"{prefix}: FAILED: {result.error}")
-            board.log(f"{prefix}: {result.status} in {result.wall_s:.1f} s")
-            board.finished(result.status)
-            if len(pending) >= _slots(ray, options, preset):
+            if len(pending) >= slots:
                 board.started()  # a queued cell takes the freed slot
     finally:
         if started_here:
@@ -158,15 +146,6 @@ def _cell_task(preset: Preset, cell: Cell, scenario, data, threads: int,
         print(f"{cell.id}: {line}", file=sys.stderr, flush=True)
 
     return compute_cell(preset, cell, data, scenario=scenario, progress=progress, log=log)
-
-
-def _data_or_none(preset: Preset, cell: Cell):
-    """The cell's data, or None when building it fails (the worker then retries the build
-    and records the failure as the cell's error, as the local executor does)."""
-    try:
-        return build_data(preset, cell)
-    except Exception:
-        return None
 
 
 def _check_cluster(ray, options: RayOptions, preset: Preset) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import records
-from bench.cell import Cell, build_data, compute_cell, grid_cells, write_cell_result
+from bench.cell import Cell, build_data, compute_cell, finish_cell, grid_cells
 from bench.presets import ModelSpec, Preset
 from bench.presets.checks import check_preset
 from bench.progress import CellProgress, stderr_line
@@ -132,18 +132,11 @@ def _run_local(preset: Preset, todo: list[tuple[int, Cell]], run_dir: Path, *,
         key = (cell.scenario, cell.seed)
         if key not in data_cache:
             data_cache.clear()  # one scenario's data in memory at a time
-            try:
-                data_cache[key] = build_data(preset, cell)
-            except Exception:  # compute_cell builds it again and records the error
-                data_cache[key] = None
+            data_cache[key] = build_data(preset, cell)
         result = compute_cell(preset, cell, data_cache[key], progress=progress,
                               log=functools.partial(_prefixed, board.log, prefix))
-        write_cell_result(run_dir, result)
+        finish_cell(run_dir, result, prefix, board)
         statuses[cell.id] = result.status
-        if result.status == "failed":
-            board.log(f"{prefix}: FAILED: {result.error}")
-        board.log(f"{prefix}: {result.status} in {result.wall_s:.1f} s")
-        board.finished(result.status)
     return statuses
 
 

@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-import bench.ray_executor as ray_executor
+import bench.cell
 import bench.runner as runner
 from bench import records
 from bench.cli import main
@@ -109,7 +109,7 @@ def test_a_worker_killed_mid_cell_is_retried_and_no_record_is_lost(real_data, tm
 def test_a_killed_driver_resumes_without_recomputing_a_finished_cell(real_data, tmp_path,
                                                                      ray_cluster, monkeypatch):
     preset = _preset("first", "second")
-    real_write = ray_executor.write_cell_result
+    real_write = bench.cell.write_cell_result
     written = []
 
     def driver_dies_after_one(run_dir, result):
@@ -118,12 +118,12 @@ def test_a_killed_driver_resumes_without_recomputing_a_finished_cell(real_data, 
         written.append(result.cell_id)
         real_write(run_dir, result)
 
-    monkeypatch.setattr(ray_executor, "write_cell_result", driver_dies_after_one)
+    monkeypatch.setattr(bench.cell, "write_cell_result", driver_dies_after_one)
     with pytest.raises(KeyboardInterrupt):
         runner.run_preset(preset, tmp_path, executor="ray", **QUIET)
     first = written[0]
     before = records.cell_path(tmp_path, first).read_bytes()
-    monkeypatch.setattr(ray_executor, "write_cell_result", real_write)
+    monkeypatch.setattr(bench.cell, "write_cell_result", real_write)
     summary = runner.run_preset(preset, tmp_path, executor="ray", **QUIET)
     assert summary.skipped == (first,) and len(summary.finished) == 1
     assert records.cell_path(tmp_path, first).read_bytes() == before

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rvqvae.models.split_init import sample_rows
+
 
 class Codebook(nn.Module):
     """``weight`` (K x D) plus the exponential-moving-average statistics used when ``ema=True``.
@@ -64,8 +66,7 @@ class Codebook(nn.Module):
         count = int(dead.sum())
         if count == 0 or pool.shape[0] == 0:
             return 0
-        rows = torch.randint(pool.shape[0], (count,), generator=generator)
-        picks = pool[rows.to(pool.device)]
+        picks = sample_rows(pool, count, generator)
         self.weight[dead] = picks
         self.ema_sum[dead] = picks
         self.ema_count[dead] = 1.0

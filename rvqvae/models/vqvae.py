@@ -36,6 +36,7 @@ from rvqvae.models.base import EpochCallback, GenerativeModel, register_model
 from rvqvae.models.codebook import Codebook, perplexity
 from rvqvae.models.conv_blocks import DOWNSAMPLING, Decoder, Encoder
 from rvqvae.models.prior import GatedPixelCNN
+from rvqvae.models.split_init import sample_rows
 
 _POOL_PER_BATCH = 32  # encoder outputs kept per batch as candidates for dead-code restart
 _INIT_IMAGES = 1024  # images encoded to initialise codebooks from data
@@ -319,8 +320,7 @@ class VQVAE(GenerativeModel):
         picks = torch.randperm(images.shape[0], generator=generator)[:_INIT_IMAGES]
         pool = to_rows(self.encoder(images[picks].to(self.device)))
         for book in self._codebooks():
-            rows = torch.randint(pool.shape[0], (book.size,), generator=generator)
-            book.reset_to(pool[rows.to(pool.device)])
+            book.reset_to(sample_rows(pool, book.size, generator))
 
     def _train_epoch(self, images: torch.Tensor, examples: torch.Tensor, optimizer,
                      generator: torch.Generator, *, restart: bool, epoch: int = 0
