@@ -222,7 +222,7 @@ def pool_over_scenarios(rows: list[dict], tolerances: Tolerances) -> None:
     seeds are independent data) fall below the metric's level, and each move is beyond the
     floor. One scenario alone cannot show a small systematic shift; two or more together can
     (e.g. 5% of rows quantised to a wrong codeword: +50% reconstruction error at p = 0.003 and
-    0.008 in the two ci scenarios, p = 4e-4 together). Marks those rows regressed, in place."""
+    0.008 in the two ci scenarios, p = 3e-4 together). Marks those rows regressed, in place."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
         if "_p_worse" in row:
