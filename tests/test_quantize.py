@@ -35,7 +35,9 @@ from rvqvae.quantize.reference import (
 TOL = {torch.float32: 2e-6, torch.float64: 1e-14}
 RETURNED_RTOL = {torch.float32: 2e-6, torch.float64: 1e-13}
 # compiled costs seconds of compilation and triton runs in a subprocess: both tested separately
-FAST_CPU_BACKENDS = [b for b in ("torch-cdist", "chunked") if b in available_backends("cpu")]
+FAST_CPU_BACKENDS = [
+    b for b in ("torch-cdist", "chunked", "fused") if b in available_backends("cpu")
+]
 SHAPES = [(1000, 37, 7), (1, 1, 3), (257, 1, 1), (129, 130, 70), (513, 64, 16), (50, 300, 5)]
 
 
@@ -232,7 +234,7 @@ def test_unknown_backend_lists_the_known_ones():
     with pytest.raises(UserError) as error:
         nearest(torch.randn(4, 3), torch.randn(2, 3), backend="fast")
     assert str(error.value) == (
-        "quantizer backend 'fast' is unknown; known: auto, chunked, compiled, torch-cdist, triton"
+        "quantizer backend 'fast' is unknown; known: auto, chunked, compiled, fused, torch-cdist, triton"
     )
 
 
@@ -243,8 +245,9 @@ def test_triton_on_cpu_without_interpreter_is_unavailable():
         nearest(torch.randn(4, 3), torch.randn(2, 3), backend="triton")
 
 
-def test_auto_is_chunked_on_cpu_and_every_backend_is_described():
-    assert auto_backend_name("cpu") == "chunked"
+def test_auto_is_fused_on_cpu_when_it_builds_and_every_backend_is_described():
+    expected = "fused" if "fused" in available_backends("cpu") else "chunked"
+    assert auto_backend_name("cpu") == expected
     assert all(entry.description for entry in BACKENDS.entries())
 
 

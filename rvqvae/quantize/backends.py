@@ -10,12 +10,17 @@ Registered here:
 - ``torch-cdist`` the simple reference: ``torch.cdist(x', e') ** 2`` then ``argmin`` (weights by
   scaling both sides with ``sqrt(w)``). Materialises N x K.
 - ``chunked``     the GEMM form in cache-sized row blocks (:mod:`rvqvae.quantize.chunked`).
+- ``fused``       a C++ kernel built for this CPU at first use: distance tile + running argmin
+  in registers, never an N x K matrix, blocking tuned per machine
+  (:mod:`rvqvae.quantize.fused_cpu`, :mod:`rvqvae.quantize.tuning`); CPU only.
 - ``compiled``    ``torch.compile`` of the chunked block step (:mod:`rvqvae.quantize.compiled`).
 - ``triton``      a fused distance + running-argmin Triton kernel
   (:mod:`rvqvae.quantize.triton_kernel`); CUDA tensors, or CPU tensors when
   ``TRITON_INTERPRET=1`` was set before Triton was imported.
-- ``auto``        CUDA: ``triton`` when available, else ``chunked``; CPU: ``chunked`` (measured at
-  or above FAISS there; ``compiled`` was 15-25% slower and costs seconds of compilation).
+- ``auto``        CUDA: ``triton`` when available, else ``chunked``; CPU: ``fused`` when it builds
+  (a C++ compiler is present), else ``chunked``. ``fused`` was the fastest project backend at
+  every K of the kernel benchmark (results/kernels: 1.6-2.2x FAISS, at or above the same-shape
+  GEMM); ``compiled`` was slower than ``chunked`` and costs seconds of compilation.
 
 Register your own with ``BACKENDS.register("name", Backend(...), description="...")``.
 """
@@ -28,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from rvqvae.errors import UserError
-from rvqvae.quantize import compiled, triton_kernel
+from rvqvae.quantize import compiled, fused_cpu, triton_kernel
 from rvqvae.quantize.chunked import (
     exact_distances,
     nearest_chunked,
@@ -41,11 +46,13 @@ SearchFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
 @dataclass(frozen=True)
 class Backend:
-    """One way of searching: ``search`` (plain/weighted), ``available(device)``, ``directional``."""
+    """One way of searching: ``search`` (plain/weighted), ``available(device)``, ``directional``;
+    ``why_unavailable(device)`` optionally says why it is not available (and what to do)."""
 
     search: SearchFn
     available: Callable[[torch.device], bool]
     directional: SearchFn | None = None
+    why_unavailable: Callable[[torch.device], str] | None = None
 
 
 BACKENDS: Registry[Backend] = Registry("quantizer backend")
@@ -64,9 +71,10 @@ def resolve_backend(name: str, device: torch.device | str) -> tuple[str, Backend
     backend = BACKENDS.get(name)
     if not backend.available(device):
         usable = ", ".join(available_backends(device))
+        reason = backend.why_unavailable(device) if backend.why_unavailable else ""
         raise UserError(
-            f"quantizer backend {name!r} is not available on {device.type}; "
-            f"available there: {usable}"
+            f"quantizer backend {name!r} is not available on {device.type}"
+            f"{': ' + reason if reason else ''}; available there: {usable}"
         )
     return name, backend
 
@@ -76,6 +84,8 @@ def auto_backend_name(device: torch.device | str) -> str:
     device = torch.device(device)
     if device.type == "cuda" and BACKENDS.get("triton").available(device):
         return "triton"
+    if device.type == "cpu" and BACKENDS.get("fused").available(device):
+        return "fused"
     return "chunked"
 
 
@@ -132,6 +142,13 @@ BACKENDS.register(
     description="GEMM form |e|^2 - 2x.e in cache-sized row blocks, centred, exact distances",
 )
 BACKENDS.register(
+    "fused",
+    Backend(fused_cpu.nearest_fused, fused_cpu.available,
+            why_unavailable=fused_cpu.why_unavailable),
+    description="C++ kernel built for this CPU at first use: distance tiles reduced to a "
+    "running argmin in registers, blocking tuned per machine",
+)
+BACKENDS.register(
     "compiled",
     Backend(compiled.nearest_compiled, compiled.available),
     description="torch.compile of the chunked block step (lazy, cached per shape and dtype)",
@@ -144,5 +161,5 @@ BACKENDS.register(
 BACKENDS.register(
     "auto",
     Backend(lambda *a, **k: None, _always),  # resolved by resolve_backend, never called
-    description="CUDA: triton if available else chunked; CPU: chunked",
+    description="CUDA: triton if available else chunked; CPU: fused if it builds else chunked",
 )
