@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import json
+import sys
+import types
 
 import pandas as pd
 import pytest
 
 from bench import cli
+from bench.compare import compare, load_cells, load_tolerances
 from bench.kernels import grid as grid_module
 from bench.kernels.grid import HEADLINE, Case, grid
-from bench.kernels.runner import run_grid
+from bench.kernels.timing import run_grid
+from bench.records import make_record
+from bench.report.aggregate import aggregate
 from rvqvae.errors import UserError
+from rvqvae.quantize import available_backends
 
 TINY = [Case(300, 40, 16, "float32", "plain"), Case(300, 40, 16, "float64", "weighted")]
-FAST = ["chunked", "torch-cdist", "faiss", "vqp", "gemm"]
+FAST = [name for name in ("auto", "chunked", "fused", "torch-cdist", "faiss", "vqp", "gemm")
+        if name != "fused" or "fused" in available_backends("cpu")]
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +38,7 @@ def test_quick_grid_holds_the_headline_shape_plain_and_weighted():
 
 
 def test_unknown_grid_is_a_user_error():
-    with pytest.raises(UserError, match="kernel grid 'huge' is unknown; known: full, quick"):
+    with pytest.raises(UserError, match="kernel grid 'huge' is unknown; known: ci, full, quick"):
         grid("huge")
 
 
@@ -42,6 +49,16 @@ def test_every_contender_is_timed_and_correct_on_every_case(tiny_rows):
     searchers = frame[frame["contender"] != "gemm"]
     assert (searchers["agree"] == 1.0).all()  # random inputs: every row a true nearest
     assert (frame["median_s"] > 0).all() and (frame["iqr_s"] >= 0).all()
+    assert (frame["compile_s"] >= 0).all()
+
+
+def test_rows_that_are_not_like_for_like_say_why(tiny_rows):
+    note = {(row["dtype"], row["contender"]): row["not_like_for_like"] for row in tiny_rows}
+    for name in ("auto", "chunked", "fused", "torch-cdist", "vqp"):
+        assert note["float32", name] == ""
+        assert note["float64", name] == "float64 vs faiss float32"
+    assert note["float64", "faiss"] == note["float32", "faiss"] == ""
+    assert note["float32", "gemm"] == "roofline: a GEMM, no search"
 
 
 def test_rates_and_ratios_are_consistent(tiny_rows):
@@ -71,18 +88,88 @@ def test_cli_without_gpu_says_so_in_one_line(capsys, monkeypatch):
     ]
 
 
-def test_cli_writes_table_json_csv_markdown_and_figure(tmp_path, monkeypatch, capsys):
+def test_cli_writes_table_json_csv_markdown_figure_and_records(tmp_path, monkeypatch, capsys):
     cases = [Case(256, k, 64, "float32", "plain") for k in (16, 48)]
     monkeypatch.setattr(grid_module, "grid", lambda name: cases)
     status = cli.main(["kernels", "--out", str(tmp_path), "--threads", "1", "--json",
-                       "--only", "chunked,faiss,gemm", "--min-run-time", "0.01",
-                       "--rounds", "1"])
+                       "--only", "auto,faiss,gemm", "--min-run-time", "0.01",
+                       "--rounds", "1", "--repeats", "2"])
     assert status == 0
     printed = json.loads(capsys.readouterr().out)
     written = json.loads((tmp_path / "kernels.json").read_text())
-    assert printed["rows"] == written["rows"] and len(written["rows"]) == 6
-    assert written["meta"]["threads"] == 1 and written["meta"]["auto_backend"] == "chunked"
-    assert {"git_sha", "versions", "device"} <= set(written["meta"])
-    assert len(pd.read_csv(tmp_path / "kernels.csv")) == 6
-    assert "| N | K | D |" in (tmp_path / "kernels.md").read_text()
+    assert printed["rows"] == written["rows"] and len(written["rows"]) == 2 * 2 * 3
+    meta = written["meta"]
+    assert meta["threads"] == 1 and meta["repeats"] == 2
+    assert meta["auto_backend"] == ("fused" if "fused" in available_backends("cpu") else "chunked")
+    assert meta["command"].startswith("rvqvae-bench kernels --device cpu --grid quick --repeats 2")
+    assert {"git_sha", "versions", "device"} <= set(meta)
+    assert len(pd.read_csv(tmp_path / "kernels.csv")) == 12
+    table = (tmp_path / "kernels.md").read_text()
+    assert "| N | K | D |" in table and "| runs |" in table
     assert (tmp_path / "kernels.png").read_bytes()[:4] == b"\x89PNG"
+    # The records: one cell per (case, contender, repeat), read by compare like any run.
+    cells = load_cells(tmp_path)
+    first = cells["scenario"] == "kernel_n256_k16_d64_float32_plain"
+    auto = cells[(cells["model"] == "auto") & first]
+    assert set(auto["metric"]) == {"vectors_per_s", "gflops", "compile_s", "ratio_faiss",
+                                   "pct_gemm"}
+    assert (auto["n"] == 2).all() and (auto["seeds"] == "0,1").all()
+    faiss = cells[cells["model"] == "faiss"]
+    assert "ratio_faiss" not in set(faiss["metric"])  # no ratio of FAISS to itself
+    same = compare(cells, cells, load_tolerances())
+    assert set(same["outcome"]) == {"unchanged"}
+
+
+def test_kernel_gate_catches_a_fall_back_to_a_slow_backend(tmp_path, monkeypatch):
+    """A candidate whose ``auto`` search runs at torch-cdist or chunked speed regresses; one 40%
+    slower relative to FAISS and the GEMM (a machine change) does not."""
+    records = []  # a 5-repeat baseline with the spread measured between repeats (~3%)
+    for seed, (ratio, pct) in enumerate(((1.80, 105.0), (1.75, 101.0), (1.85, 108.0),
+                                       (1.78, 103.0), (1.82, 106.0))):
+        for metric, value in (("ratio_faiss", ratio), ("pct_gemm", pct)):
+            records.append(make_record(scenario="kernel_n16384_k512_d64_float32_plain",
+                                       model="auto", seed=seed, metric=metric, value=value,
+                                       status="ok", protocol={"benchmark": "kernels"}))
+    baseline = aggregate(pd.DataFrame(records))
+
+    def candidate(scale):  # 3 repeats, as the CI gate runs
+        scaled = [{**r, "value": r["value"] * scale} for r in records if r["seed"] < 3]
+        return aggregate(pd.DataFrame(scaled))
+
+    tolerances = load_tolerances()
+    for scale in (0.04, 0.3):  # torch-cdist speed; chunked speed (as measured on a Xeon)
+        slow = compare(baseline, candidate(scale), tolerances)
+        assert set(slow["outcome"]) == {"regressed"}, slow.to_string()
+    other_machine = compare(baseline, candidate(0.6), tolerances)
+    assert set(other_machine["outcome"]) == {"unchanged"}
+
+
+def test_dry_run_on_cuda_selects_gpu_contenders_without_a_gpu(monkeypatch, capsys):
+    """What a first real GPU would time, checked on a CPU: the CPU-only ``fused`` is out,
+    ``triton`` is in (and ``auto``), FAISS only with GPU support (faiss-gpu)."""
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    triton_ok = "triton" in available_backends("cuda")
+    assert cli.main(["kernels", "--device", "cuda", "--dry-run"]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    names = head.split("contenders: ")[1].split(", ")
+    assert head.startswith(f"device cuda: auto = {'triton' if triton_ok else 'chunked'};")
+    assert "fused" not in names and "chunked" in names and "gemm" in names
+    assert ("faiss" in names) == hasattr(pytest.importorskip("faiss"), "StandardGpuResources")
+    fake_faiss = types.SimpleNamespace(StandardGpuResources=object, omp_set_num_threads=print)
+    monkeypatch.setitem(sys.modules, "faiss", fake_faiss)
+    assert cli.main(["kernels", "--device", "cuda", "--dry-run", "--only", "faiss,auto"]) == 0
+    assert "contenders: auto, faiss" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--repeats", "0"], "--repeats must be >= 1, got 0"),
+    (["--threads", "0"], "--threads must be >= 1, got 0"),
+    (["--min-run-time", "0"], "--min-run-time must be > 0 seconds, got 0.0"),
+    (["--grid", "huge"], "kernel grid 'huge' is unknown; known: ci, full, quick"),
+    (["--only", "fast"], "contender 'fast' is unknown or unavailable on cpu"),
+])
+def test_bad_arguments_are_one_line_before_anything_runs(argv, message, tmp_path, capsys):
+    assert cli.main(["kernels", "--dry-run", "--out", str(tmp_path / "out"), *argv]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and message in error[0]
+    assert not (tmp_path / "out").exists()

@@ -234,7 +234,8 @@ def test_unknown_backend_lists_the_known_ones():
     with pytest.raises(UserError) as error:
         nearest(torch.randn(4, 3), torch.randn(2, 3), backend="fast")
     assert str(error.value) == (
-        "quantizer backend 'fast' is unknown; known: auto, chunked, compiled, fused, torch-cdist, triton"
+        "quantizer backend 'fast' is unknown; "
+        "known: auto, chunked, compiled, fused, torch-cdist, triton"
     )
 
 

@@ -19,12 +19,17 @@ DEFAULT_OUT = "runs/kernels"  # results/kernels is curated: only `tox -e bench` 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="where to time (default: cpu)")
-    parser.add_argument("--grid", choices=("quick", "full"), default="quick",
-                        help="quick: headline shape + K sweep (~2 min); full: tens of minutes")
+    parser.add_argument("--grid", default="quick",
+                        help="a registered kernel grid: ci (seconds, the CI gate), quick "
+                             "(headline shape + K sweep, ~2 min), full (tens of minutes)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run the grid this many times (records: one seed per repeat; "
+                             "tables: the median)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch and FAISS (default: torch's current count)")
     parser.add_argument("--out", default=DEFAULT_OUT,
-                        help=f"folder for kernels.json/.csv/.md/.png (default: {DEFAULT_OUT})")
+                        help=f"folder for kernels.json/.csv/.md/.png and the records cells/ "
+                             f"(default: {DEFAULT_OUT})")
     parser.add_argument("--json", action="store_true",
                         help="print the result rows as JSON instead of the table")
     parser.add_argument("--only", default=None, metavar="NAMES",
@@ -33,31 +38,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds per timing block and contender (default: 0.3)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="interleaved timing rounds per case (default: 3)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check the arguments and print the cases and contenders that would "
+                             "be timed on the device, then stop")
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from bench.kernels.contenders import contenders
+    from bench.kernels.grid import grid
+    from bench.kernels.kernel_table import results_table, write_outputs
+    from bench.kernels.timing import run_grid, select
+    from bench.provenance import provenance
+    from rvqvae.quantize import auto_backend_name
+
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda needs a CUDA GPU and none is visible; use --device cpu")
-    if args.threads is not None and args.threads < 1:
-        raise UserError(f"--threads must be >= 1, got {args.threads}")
+    for name in ("threads", "repeats", "rounds"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name} must be >= 1, got {value}")
+    if not args.min_run_time > 0:
+        raise UserError(f"--min-run-time must be > 0 seconds, got {args.min_run_time}")
+    cases = grid(args.grid)
+    only = args.only.split(",") if args.only else None
+    if args.dry_run:
+        entrants = select(contenders(args.device), only, args.device)
+        print(f"device {args.device}: auto = {auto_backend_name(args.device)}; contenders: "
+              + ", ".join(entrant.name for entrant in entrants))
+        print("\n".join(case.label() for case in cases))
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)  # the harness owns the process; library code never
     threads = torch.get_num_threads()
 
-    from bench.kernels.grid import grid
-    from bench.kernels.report import results_table, write_outputs
-    from bench.kernels.runner import run_grid
-    from bench.provenance import provenance
-    from rvqvae.quantize import auto_backend_name
-
     started = time.time()
-    rows = run_grid(grid(args.grid), device=args.device, threads=threads,
-                    min_run_time=args.min_run_time, rounds=args.rounds,
-                    only=args.only.split(",") if args.only else None)
+    rows = run_grid(cases, device=args.device, threads=threads, min_run_time=args.min_run_time,
+                    rounds=args.rounds, repeats=args.repeats, only=only)
     meta = {
-        **provenance(args.device), "threads": threads, "grid": args.grid,
+        **provenance(args.device), "device_type": args.device, "threads": threads,
+        "grid": args.grid, "repeats": args.repeats, "min_run_time": args.min_run_time,
+        "rounds": args.rounds, "command": _command(args, threads),
         "auto_backend": auto_backend_name(args.device), "wall_s": round(time.time() - started, 1),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -68,3 +90,13 @@ def run(args: argparse.Namespace) -> int:
         print(results_table(rows).to_string(index=False))
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0
+
+
+def _command(args: argparse.Namespace, threads: int) -> str:
+    """The command line that repeats this measurement (every option spelled out)."""
+    parts = ["rvqvae-bench kernels", f"--device {args.device}", f"--grid {args.grid}",
+             f"--repeats {args.repeats}", f"--threads {threads}",
+             f"--min-run-time {args.min_run_time}", f"--rounds {args.rounds}"]
+    if args.only:
+        parts.append(f"--only {args.only}")
+    return " ".join(parts)

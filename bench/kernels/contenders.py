@@ -4,6 +4,8 @@ A :class:`Contender` turns a prepared problem into a zero-argument callable; set
 would do once (building a FAISS index, scaling the codebook) happens outside the timed call,
 per-query work (scaling the queries by sqrt(w), converting to numpy) inside it.
 
+- ``auto``: what :func:`rvqvae.quantize.nearest` uses by default on the device (the kernel-speed
+  gate watches it: a fallback to a slow backend shows in its ratios);
 - every concrete backend of :data:`rvqvae.quantize.BACKENDS` available on the device;
 - ``faiss``: ``IndexFlatL2.search(x, 1)`` (on a GPU index when faiss has GPU support and the
   device is cuda); weighted distance by the same sqrt(w) scaling of queries and codebook;
@@ -12,6 +14,10 @@ per-query work (scaling the queries by sqrt(w), converting to numpy) inside it.
   without the one-hot, EMA and module overhead of a full ``VectorQuantize`` forward (which would
   only be slower); weighted by sqrt(w) scaling;
 - ``gemm``: the same-shape ``x @ e.T`` into a preallocated output, the practical roofline.
+
+Like for like: a row compares with FAISS only when both search exactly in the same dtype
+(:func:`comparison_note` says what differs otherwise, e.g. our float64 against FAISS's float32,
+which is all FAISS computes in).
 """
 
 from __future__ import annotations
@@ -47,6 +53,12 @@ class Contender:
     prepare: Callable[[Problem], Callable[[], torch.Tensor | None]]
     max_flop: float = float("inf")
     max_output_bytes: float = float("inf")
+    dtype: str | None = None  # the dtype it always computes in (FAISS: float32); None: the case's
+    search: str = "exact"  # "exact" | "approximate" | "none" (the GEMM roofline searches nothing)
+
+    def computes_in(self, dtype: str) -> str:
+        """The dtype this contender computes a case of ``dtype`` in (half types: float32)."""
+        return self.dtype or ("float64" if dtype == "float64" else "float32")
 
     def rows_timed(self, n: int, k: int, d: int, itemsize: int) -> int:
         """How many of the N rows this contender is timed on (all, unless it is capped)."""
@@ -56,13 +68,29 @@ class Contender:
 
 def contenders(device: str) -> list[Contender]:
     """All contenders runnable on ``device``, backends first, then peers, then the roofline."""
-    found = [_backend(name) for name in available_backends(device)]
-    if _faiss_usable(device):
-        found.append(Contender("faiss", "peer", _prepare_faiss))
+    found = [_backend(name) for name in ["auto", *available_backends(device)]]
+    if faiss_usable(device):
+        found.append(Contender("faiss", "peer", _prepare_faiss, dtype="float32"))
     if _vqp_cdist() is not None:
         found.append(Contender("vqp", "peer", _prepare_vqp, max_flop=2e9))
-    found.append(Contender("gemm", "roofline", _prepare_gemm, max_output_bytes=2**29))
+    found.append(Contender("gemm", "roofline", _prepare_gemm, max_output_bytes=2**29,
+                           search="none"))
     return found
+
+
+def comparison_note(entrant: Contender, dtype: str, peer: Contender | None) -> str:
+    """'' when ``entrant`` and ``peer`` (FAISS) compute the same search, else what differs."""
+    if entrant.search == "none":
+        return "roofline: a GEMM, no search"
+    if peer is None or entrant is peer:
+        return ""
+    notes = []
+    mine, theirs = entrant.computes_in(dtype), peer.computes_in(dtype)
+    if mine != theirs:
+        notes.append(f"{mine} vs {peer.name} {theirs}")
+    if entrant.search != peer.search:
+        notes.append(f"{entrant.search} vs {peer.name} {peer.search}")
+    return "; ".join(notes)
 
 
 def _backend(name: str) -> Contender:
@@ -119,7 +147,8 @@ def _prepare_gemm(problem: Problem):
     return run
 
 
-def _faiss_usable(device: str) -> bool:
+def faiss_usable(device: str) -> bool:
+    """FAISS is importable and, for ``cuda``, built with GPU support (faiss-gpu)."""
     try:
         import faiss
     except ImportError:

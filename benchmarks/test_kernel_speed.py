@@ -1,6 +1,6 @@
 """pytest-benchmark suite: the headline shape (N=65,536, K=512, D=64, float32) per contender.
 
-Run with ``pytest bench/kernels --benchmark-enable`` (not part of ``tests/``); compare groups
+Run with ``pytest benchmarks --benchmark-enable`` (not part of ``tests/``); compare groups
 within one run only — the machine is shared and absolute numbers drift.
 """
 
@@ -11,7 +11,7 @@ import torch
 
 from bench.kernels.contenders import contenders
 from bench.kernels.grid import HEADLINE, Case
-from bench.kernels.runner import make_problem
+from bench.kernels.timing import make_problem
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 ENTRANTS = {entrant.name: entrant for entrant in contenders(DEVICE)}

@@ -1,4 +1,5 @@
-"""Write a kernel benchmark: JSON (rows + provenance), CSV, a Markdown table and a figure."""
+"""Write a kernel benchmark: JSON (rows + provenance), CSV, a Markdown table, a figure and the
+result records (:mod:`bench.kernels.kernel_records`)."""
 
 from __future__ import annotations
 
@@ -9,27 +10,40 @@ from pathlib import Path
 import pandas as pd
 
 from bench.cache import atomic_path, atomic_write_text
+from bench.kernels.kernel_records import write_records
 
+CASE = ["n", "k", "d", "dtype", "distance", "contender"]
 TABLE_COLUMNS = {
     "n": "N", "k": "K", "d": "D", "dtype": "dtype", "distance": "distance",
     "contender": "contender", "vectors_per_s": "M vec/s", "iqr_pct": "IQR %",
     "gflops": "GFLOP/s", "ratio_faiss": "x FAISS", "pct_gemm": "% GEMM", "agree": "agree",
-    "rows_timed": "rows timed",
+    "compile_s": "first call +s", "repeats": "runs", "rows_timed": "rows timed",
+    "not_like_for_like": "not like for like",
 }
 
 
 def results_table(rows: list[dict]) -> pd.DataFrame:
-    """The human table: one line per (case, contender), rates rounded for reading."""
+    """The human table: one line per (case, contender), the median over repeats of each rate
+    and same-repeat ratio (``agree``: the worst repeat), rounded for reading."""
     frame = pd.DataFrame(rows)
+    if "repeat" not in frame.columns:
+        frame["repeat"] = 0
     frame["iqr_pct"] = 100 * frame["iqr_s"] / frame["median_s"]
     frame["vectors_per_s"] = frame["vectors_per_s"] / 1e6
-    table = frame[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS)
+    medians = ["vectors_per_s", "iqr_pct", "gflops", "ratio_faiss", "pct_gemm", "compile_s"]
+    table = frame.groupby(CASE, sort=False, dropna=False).agg(
+        **{name: (name, "median") for name in medians},
+        agree=("agree", "min"), repeats=("repeat", "nunique"),
+        rows_timed=("rows_timed", "first"), not_like_for_like=("not_like_for_like", "first"),
+    ).reset_index()
+    table = table[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS)
     return table.round({"M vec/s": 3, "IQR %": 1, "GFLOP/s": 1, "x FAISS": 2, "% GEMM": 1,
-                        "agree": 4})
+                        "agree": 4, "first call +s": 3})
 
 
 def write_outputs(rows: list[dict], meta: dict, out_dir: str | Path) -> list[Path]:
-    """``kernels.json``, ``kernels.csv``, ``kernels.md`` and ``kernels.png`` under ``out_dir``."""
+    """``kernels.json``, ``kernels.csv``, ``kernels.md``, ``kernels.png`` and the records
+    (``cells/``) under ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = results_table(rows)
@@ -42,19 +56,25 @@ def write_outputs(rows: list[dict], meta: dict, out_dir: str | Path) -> list[Pat
     figure = out_dir / "kernels.png"
     if _plot(rows, meta, figure):
         written.append(figure)
-    return written
+    return written + write_records(rows, meta, out_dir)
 
 
 def markdown_report(table: pd.DataFrame, meta: dict) -> str:
     lines = [
         "# Nearest-codeword search throughput",
         "",
-        f"- device: {meta['device']}; threads: {meta['threads']}; grid: {meta['grid']}",
+        f"- device: {meta['device']}; threads: {meta['threads']}; grid: {meta['grid']}; "
+        f"repeats: {meta['repeats']}",
         f"- git: {meta['git_sha']}; {_versions(meta['versions'])}",
+        f"- command: `{meta['command']}`",
         f"- `auto` backend on this device: `{meta['auto_backend']}`",
         "- rate = rows timed / median seconds; GFLOP/s counts 2·N·K·D; `x FAISS` and `% GEMM` "
-        "compare with FAISS and with the same-shape `x @ e.T` timed in the same run; `agree` = "
-        "fraction of checked rows whose codeword is a true nearest one (near-tie tolerance).",
+        "compare with FAISS and with the same-shape `x @ e.T` timed in the same repeat; each "
+        "value is the median over the repeats (`runs`); `agree` = fraction of checked rows "
+        "whose codeword is a true nearest one (near-tie tolerance, worst repeat); "
+        "`first call +s` = first call minus a timed call (compilation for `compiled`, kernel "
+        "build and blocking measurement for `fused`/`auto` when not cached yet), never part "
+        "of a rate; `not like for like` says why a row's `x FAISS` compares different work.",
         "",
         _markdown(table),
         "",

@@ -1,4 +1,12 @@
-"""Time every contender on every case of a grid; one result row per (case, contender).
+"""Time every contender on every case of a grid; one result row per (repeat, case, contender).
+
+Repeats: the whole grid is run ``repeats`` times (repeat r draws its problem with seed
+``seed + r``); the ratios of a row compare contenders timed in the same repeat, and reports
+take the median over repeats.
+
+First call: each contender's first call (compilation for ``compiled``, building the kernel and
+measuring its blocking for ``fused`` when this machine has no cached ones) is timed apart;
+``compile_s`` = first call - median call, never part of the rates.
 
 Timing: ``torch.utils.benchmark.Timer`` (which synchronises CUDA) with a fixed thread count
 (``torch`` via the Timer, FAISS via ``omp_set_num_threads``); each contender is called once to
@@ -12,13 +20,14 @@ the documented near-tie tolerance).
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch.utils.benchmark import Timer
 
-from bench.kernels.contenders import Contender, Problem, contenders
+from bench.kernels.contenders import Contender, Problem, comparison_note, contenders
 from bench.kernels.grid import Case
 from rvqvae.errors import UserError
 from rvqvae.quantize.reference import reference_distances
@@ -35,24 +44,27 @@ def run_grid(
     rounds: int = 3,
     check_rows: int = 256,
     seed: int = 0,
+    repeats: int = 1,
     only: list[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[dict]:
-    """One dict per (case, contender) with timing, throughput and ratios (see ``_summarise``).
-
-    ``only`` restricts the contenders by name (an unknown name is a :class:`UserError`).
-    """
+    """One dict per (repeat, case, contender) with timing, throughput and ratios
+    (see ``_summarise``). ``only`` restricts the contenders by name (an unknown name is a
+    :class:`UserError`)."""
     progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     threads = threads or torch.get_num_threads()
     _set_faiss_threads(threads)
     entrants = select(contenders(device), only, device)
     rows = []
-    for number, case in enumerate(cases, 1):
-        progress(f"[{number}/{len(cases)}] {case.label()}")
-        problem = make_problem(case, device, seed)
-        rows.extend(time_case(case, problem, entrants, threads=threads,
-                              min_run_time=min_run_time, rounds=rounds, check_rows=check_rows,
-                              progress=progress))
+    for repeat in range(repeats):
+        for number, case in enumerate(cases, 1):
+            progress(f"[{repeat * len(cases) + number}/{repeats * len(cases)}] {case.label()}"
+                     + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else ""))
+            problem = make_problem(case, device, seed + repeat)
+            for row in time_case(case, problem, entrants, threads=threads,
+                                 min_run_time=min_run_time, rounds=rounds,
+                                 check_rows=check_rows, progress=progress):
+                rows.append({**row, "repeat": repeat, "seed": seed + repeat})
     return rows
 
 
@@ -83,13 +95,16 @@ def make_problem(case: Case, device: str, seed: int = 0) -> Problem:
 def time_case(case, problem, entrants: list[Contender], *, threads, min_run_time, rounds,
               check_rows, progress) -> list[dict]:
     itemsize = problem.x.element_size()
-    runs, samples, agree, timed_rows = {}, {}, {}, {}
+    runs, samples, agree, timed_rows, first_call = {}, {}, {}, {}, {}
     for entrant in entrants:
         rows = entrant.rows_timed(case.n, case.k, case.d, itemsize)
         sub = Problem(problem.x[:rows], problem.codebook, problem.weights)
         try:
             run = entrant.prepare(sub)
-            indices = run()  # warm-up (and compilation)
+            started = time.perf_counter()
+            indices = run()  # warm-up (and compilation, kernel build, blocking measurement)
+            _synchronize(problem.x.device)
+            first_call[entrant.name] = time.perf_counter() - started
         except Exception as error:  # noqa: BLE001 - one broken peer must not stop the grid
             progress(f"  {entrant.name}: failed ({type(error).__name__}: {error})")
             continue
@@ -101,9 +116,11 @@ def time_case(case, problem, entrants: list[Contender], *, threads, min_run_time
         for name, run in runs.items():
             timer = Timer("run()", globals={"run": run}, num_threads=threads)
             samples[name].extend(timer.blocked_autorange(min_run_time=min_run_time).times)
+    by_name = entrants_by_name(entrants)
     results = [
-        _summarise(case, entrants_by_name(entrants)[name], timed_rows[name], samples[name],
-                   agree[name], threads)
+        {**_summarise(case, by_name[name], timed_rows[name], samples[name], agree[name], threads),
+         "compile_s": max(0.0, first_call[name] - float(np.median(samples[name]))),
+         "not_like_for_like": comparison_note(by_name[name], case.dtype, by_name.get("faiss"))}
         for name in runs
     ]
     _add_ratios(results)
@@ -149,6 +166,11 @@ def _agreement(case: Case, problem: Problem, indices: torch.Tensor, check_rows: 
     best = truth.min(1).values
     scale = best + truth.max(1).values  # a generous bound on |x - m|^2 + |e - m|^2
     return float((chosen - best <= NEAR_TIE_TOL[case.dtype] * scale).double().mean())
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _set_faiss_threads(threads: int) -> None:

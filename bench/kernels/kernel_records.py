@@ -1,0 +1,69 @@
+"""Kernel benchmark rows as ordinary result records, so ``report`` and ``compare`` read them.
+
+One cell per (case, contender, repeat): ``scenario`` names the case
+(``kernel_n65536_k512_d64_float32_plain``), ``model`` the contender, ``seed`` the repeat. Metrics
+(see :mod:`bench.metrics.catalog`): ``vectors_per_s``, ``gflops``, ``compile_s`` for every
+contender; ``ratio_faiss`` and ``pct_gemm``, the same-repeat ratios the kernel-speed gate
+watches, for every contender but the one they divide by. ``protocol`` holds what makes two
+measurements comparable (shape, dtype, distance, device type, threads, timing settings); the
+CPU model and library versions go into ``device`` / ``versions`` like every record's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.kernels.grid import Case
+from bench.records import CELLS, cell_id, make_record, write_cell
+
+METRICS = ("vectors_per_s", "gflops", "compile_s", "ratio_faiss", "pct_gemm")
+_DIVIDES_BY = {"ratio_faiss": "faiss", "pct_gemm": "gemm"}
+
+
+def scenario_name(case: Case) -> str:
+    return f"kernel_n{case.n}_k{case.k}_d{case.d}_{case.dtype}_{case.distance}"
+
+
+def to_records(rows: list[dict], meta: dict) -> dict[str, list[dict]]:
+    """``{cell_id: records}`` for timing rows of :func:`bench.kernels.timing.run_grid`."""
+    cells: dict[str, list[dict]] = {}
+    for row in rows:
+        case = Case(row["n"], row["k"], row["d"], row["dtype"], row["distance"])
+        scenario, model, seed = scenario_name(case), row["contender"], row["repeat"]
+        protocol = {
+            "benchmark": "kernels", "n": case.n, "k": case.k, "d": case.d, "dtype": case.dtype,
+            "distance": case.distance, "device": meta["device_type"], "threads": row["threads"],
+            "min_run_time": meta["min_run_time"], "rounds": meta["rounds"],
+            "rows_timed": row["rows_timed"],
+        }
+        key = cell_id(scenario, model, seed)
+        cells[key] = [
+            make_record(
+                scenario=scenario, model=model, seed=seed, metric=metric, value=row[metric],
+                status="ok" if row[metric] is not None else "undefined",
+                error=None if row[metric] is not None else "no faiss in this run",
+                protocol=protocol, git_sha=meta["git_sha"], versions=meta["versions"],
+                device=meta["device"], wall_s=row["median_s"], cell_id=key,
+                timestamp=meta["timestamp"],
+            )
+            for metric in METRICS if _DIVIDES_BY.get(metric) != model
+        ]
+    return cells
+
+
+def write_records(rows: list[dict], meta: dict, out_dir: str | Path) -> list[Path]:
+    """Every cell under ``out_dir/cells/`` (as ``rvqvae-bench run`` writes them), then remove
+    kernel cells of an earlier run that this one did not write (so the folder holds one run),
+    and ``out_dir/kernels-run.json`` with the command's settings."""
+    from bench.cache import atomic_write_text
+
+    out_dir = Path(out_dir)
+    cells = to_records(rows, meta)
+    written = [write_cell(out_dir, key, records) for key, records in cells.items()]
+    for stale in (out_dir / CELLS).glob("kernel_*.json"):
+        if stale.stem not in cells:
+            stale.unlink()
+    written.append(atomic_write_text(out_dir / "kernels-run.json", json.dumps(
+        {"benchmark": "kernels", **meta}, indent=2, default=str) + "\n"))
+    return written
