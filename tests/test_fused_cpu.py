@@ -156,3 +156,20 @@ def test_a_failing_compile_says_so_and_writes_no_library(tmp_path, monkeypatch):
     with pytest.raises(fused_cpu.KernelBuildError):  # remembered: no second compile attempt
         fused_cpu.library()
     assert not list((tmp_path / "home").rglob("*.so"))
+
+
+def test_a_compiler_without_openmp_builds_the_thread_fallback_with_equal_results(
+        tmp_path, monkeypatch):
+    compiler = fused_cpu.find_compiler()
+    fake = tmp_path / "no-openmp-cxx"
+    fake.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = -fopenmp ] && exit 1; done\n'
+                    f'exec {compiler} "$@"\n')
+    fake.chmod(0o755)
+    x, codebook, weights = problem(5003, 200, 24)
+    expected = fused_cpu.nearest_fused(x, codebook, weights, threads=2)
+    monkeypatch.setenv("RVQVAE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CXX", str(fake))
+    monkeypatch.setattr(fused_cpu, "_LOADED", {})
+    got = fused_cpu.nearest_fused(x, codebook, weights, blocking=(256, 4), threads=2)
+    assert len(list((tmp_path / "home").rglob("*.so"))) == 1
+    assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])

@@ -14,7 +14,7 @@ from rvqvae.models import create_model
 from rvqvae.quantize import available_backends, nearest, nearest_directional
 from rvqvae.quantize.reference import reference_distances
 
-CPU_BACKENDS = [b for b in ("torch-cdist", "chunked") if b in available_backends("cpu")]
+CPU_BACKENDS = [b for b in ("torch-cdist", "chunked", "fused") if b in available_backends("cpu")]
 DIRECTIONAL = ["torch-cdist", "chunked"]
 TINY = {"vqvae": {"epochs": 1, "prior_epochs": 1, "codebook_size": 8, "hidden_channels": 8,
                   "residual_channels": 8, "latent_dim": 8},
@@ -73,6 +73,21 @@ def test_nearest_directional_rejects_non_finite_inputs(backend, where):
     {"x": x, "codebook": codebook, "covariance": covariance}[where][0, 0] = math.nan
     with pytest.raises(ValueError, match=f"{where} holds 1 NaN/infinite value"):
         nearest_directional(x, codebook, covariance, backend=backend)
+
+
+def test_the_finite_check_counts_exactly_and_is_not_fooled_by_overflow():
+    """The check's fast path (a finite sum) must never pass a NaN or an infinity, and a sum
+    that overflows although every value is finite must not be reported as bad."""
+    from rvqvae.errors import NonFiniteError
+
+    huge = torch.full((10,), 3e38)  # each finite, the sum overflows to inf
+    assert NonFiniteError.check(huge, "x holds", "") is huge
+    mixed = torch.randn(1000)
+    mixed[[3, 500, 999]] = torch.tensor([math.inf, -math.inf, math.nan])
+    with pytest.raises(NonFiniteError, match="x holds 3 NaN/infinite value"):
+        NonFiniteError.check(mixed, "x holds", "fix it")
+    half = torch.full((4,), 60000.0, dtype=torch.float16)  # the half sum overflows
+    assert NonFiniteError.check(half, "x holds", "") is half
 
 
 def test_zero_coordinates_are_a_clear_error():

@@ -266,34 +266,77 @@ def test_compiled_matches_brute_force():
 TRITON_SCRIPT = """
 import sys, torch
 from rvqvae.quantize import available_backends, nearest
+from rvqvae.quantize.triton_kernel import nearest_triton
 assert "triton" in available_backends("cpu"), available_backends("cpu")
 problems = torch.load(sys.argv[1])
-torch.save([nearest(x, e, w, backend="triton") for x, e, w in problems], sys.argv[2])
+torch.save([nearest(x, e, w, backend="triton") if config is None
+            else nearest_triton(x, e, w, config=config) for x, e, w, config in problems],
+           sys.argv[2])
 """
+
+
+def run_triton_interpreted(problems, tmp_path):
+    """``[(x, codebook, weights, config or None)]`` through the triton backend in a subprocess
+    with ``TRITON_INTERPRET=1`` (it must be set before Triton is imported)."""
+    torch.save(problems, tmp_path / "in.pt")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    done = subprocess.run(
+        [sys.executable, "-c", TRITON_SCRIPT, str(tmp_path / "in.pt"), str(tmp_path / "out.pt")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return torch.load(tmp_path / "out.pt")
 
 
 def test_triton_kernel_under_the_interpreter_matches_brute_force(tmp_path):
     pytest.importorskip("triton")
     problems = [
-        make_problem(n, k, d, dtype=dtype, offset=offset, weighted=weighted, seed=i)
+        (*make_problem(n, k, d, dtype=dtype, offset=offset, weighted=weighted, seed=i), None)
         for i, (n, k, d, dtype, offset, weighted) in enumerate([
             (100, 37, 3, torch.float32, 0.0, False), (77, 130, 70, torch.float32, 1e3, True),
             (1, 1, 5, torch.float32, 0.0, False), (65, 64, 16, torch.float64, 0.0, True),
             (130, 200, 33, torch.float64, 1e4, False),
         ])
     ]
-    problems.append((problems[0][0], torch.cat([problems[0][1]] * 2), None))  # exact ties
-    torch.save(problems, tmp_path / "in.pt")
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    done = subprocess.run(
-        [sys.executable, "-c", TRITON_SCRIPT, str(tmp_path / "in.pt"), str(tmp_path / "out.pt")],
-        env=env, capture_output=True, text=True, timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    results = torch.load(tmp_path / "out.pt")
-    for (x, codebook, weights), (indices, distances) in zip(problems, results, strict=True):
+    problems.append((problems[0][0], torch.cat([problems[0][1]] * 2), None, None))  # exact ties
+    results = run_triton_interpreted(problems, tmp_path)
+    for (x, codebook, weights, _), (indices, distances) in zip(problems, results, strict=True):
         assert_matches_reference(x, codebook, weights, indices, distances)
     torch.testing.assert_close(results[-1][0], results[0][0])  # ties: first copy wins
+
+
+@pytest.mark.slow
+def test_every_triton_config_is_right_at_the_edges_of_its_tiles(tmp_path):
+    """Each entry of the config table, interpreted, one past and one short of its row, codeword
+    and D tiles (ragged last tiles, masked columns, a partial D slice)."""
+    pytest.importorskip("triton")
+    from rvqvae.quantize.triton_kernel import CONFIGS
+
+    problems = []
+    for seed, (name, tiles) in enumerate(CONFIGS.items()):
+        dtype = torch.float64 if name == "float64" else torch.float32
+        for n, k, d in [(tiles.block_n + 1, tiles.block_k - 1, tiles.block_d + 1),
+                        (tiles.block_n - 1, tiles.block_k + 1, 3)]:
+            x, codebook, weights = make_problem(n, k, d, dtype=dtype, seed=seed, weighted=d > 3)
+            problems.append((x, codebook, weights, name))
+    results = run_triton_interpreted(problems, tmp_path)
+    for (x, codebook, weights, _), (indices, distances) in zip(problems, results, strict=True):
+        assert_matches_reference(x, codebook, weights, indices, distances)
+
+
+def test_triton_config_rule_and_table():
+    from rvqvae.quantize.triton_kernel import CONFIGS, pick_config
+
+    assert pick_config(16, 64, torch.float32) == "small-k"
+    assert pick_config(64, 64, torch.float16) == "small-k"
+    assert pick_config(65, 64, torch.float32) == "default"
+    assert pick_config(1023, 8, torch.float32) == "default"
+    assert pick_config(1024, 256, torch.float32) == "large-k"
+    assert pick_config(4096, 64, torch.float64) == "float64"
+    for tiles in CONFIGS.values():  # tl.dot needs >= 16 per side; arange needs powers of two
+        for size in (tiles.block_n, tiles.block_k, tiles.block_d):
+            assert size >= 16 and size & (size - 1) == 0
+        assert tiles.num_warps in (1, 2, 4, 8, 16) and tiles.num_stages >= 1
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

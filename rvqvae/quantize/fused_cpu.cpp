@@ -14,6 +14,8 @@
 // only a strictly smaller score replaces it, so the lowest index wins ties; the final reduction
 // over lanes takes the smallest score and, among equal ones, the smallest index.
 //
+// Threads: OpenMP when the compiler has it (else std::thread), rows split evenly.
+//
 // Blocking (tunable per machine, see fused_cpu.py): rows in blocks of `block_rows`, codewords
 // in groups of `panel_group` panels; each group stays in cache while every micro-tile of the
 // row block sweeps it. Every score is the same chain of FMAs over d = 0..D-1 whatever the
@@ -162,19 +164,26 @@ template <typename T> struct Search {
 
   void run(int threads) {
     pack();
-    const int64_t work_per_row = k * d;
-    // Below ~4 MFLOP a thread the start-up of a thread costs more than it saves.
-    int64_t useful = std::max<int64_t>(1, (n * work_per_row) / (1 << 21));
-    int t = int(std::max<int64_t>(1, std::min<int64_t>(threads, useful)));
-    if (t == 1) { rows(0, n); return; }
-    int64_t per = ((n + t - 1) / t + MR - 1) / MR * MR;
+    // Below ~4 MFLOP a thread, starting the thread costs more than it saves.
+    const int64_t useful = std::max<int64_t>(1, (n * k * d) / (1 << 21));
+    const int t = int(std::max<int64_t>(1, std::min<int64_t>(threads, useful)));
+    const int64_t per = ((n + t - 1) / t + MR - 1) / MR * MR;
+    auto part = [this, per](int i) {
+      const int64_t s = std::min(n, i * per), e = std::min(n, (i + 1) * per);
+      if (s < e) rows(s, e);
+    };
+#ifdef _OPENMP
+    // OpenMP, so the search runs on the same thread pool as torch's operators (torch's
+    // libgomp is loaded first and shares the soname): no second pool competing for the cores
+    // with torch's workers, which keep spinning for a while after each torch operator.
+#pragma omp parallel for num_threads(t) schedule(static, 1)
+    for (int i = 0; i < t; ++i) part(i);
+#else
     std::vector<std::thread> pool;
-    for (int i = 1; i < t; ++i) {
-      int64_t s = std::min(n, i * per), e = std::min(n, (i + 1) * per);
-      if (s < e) pool.emplace_back([this, s, e] { rows(s, e); });
-    }
-    rows(0, std::min(n, per));
+    for (int i = 1; i < t; ++i) pool.emplace_back(part, i);
+    part(0);
     for (auto& th : pool) th.join();
+#endif
   }
 };
 

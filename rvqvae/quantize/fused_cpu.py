@@ -38,7 +38,9 @@ from rvqvae.errors import UserError
 from rvqvae.quantize.chunked import CodebookPlan, compute_dtype
 
 SOURCE = Path(__file__).with_name("fused_cpu.cpp")
-FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-pthread")
+FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-pthread", "-fopenmp")
+"""``-fopenmp``: torch's own libgomp (same soname, loaded first) then runs the threads; a compiler
+without OpenMP gets a second try without it (threads from ``std::thread``)."""
 COMPILERS = ("g++", "c++", "clang++")
 
 
@@ -161,11 +163,9 @@ def build() -> Path:
     if target.exists():
         return target
     with atomic_path(target) as tmp:
-        command = [compiler, *FLAGS, "-o", str(tmp), str(SOURCE)]
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise KernelBuildError(f"building the fused kernel failed: {error}") from error
+        done = _compile(compiler, FLAGS, tmp)
+        if done.returncode != 0:  # e.g. clang without libomp: build with std::thread instead
+            done = _compile(compiler, tuple(f for f in FLAGS if f != "-fopenmp"), tmp)
         if done.returncode != 0:
             tail = " ".join(done.stderr.strip().splitlines()[-3:])[:400]
             raise KernelBuildError(
@@ -173,6 +173,14 @@ def build() -> Path:
                 "use backend='chunked' or set CXX to another compiler"
             )
     return target
+
+
+def _compile(compiler: str, flags: tuple[str, ...], out: Path) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run([compiler, *flags, "-o", str(out), str(SOURCE)],
+                              capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise KernelBuildError(f"building the fused kernel failed: {error}") from error
 
 
 def find_compiler() -> str:
