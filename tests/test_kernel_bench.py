@@ -121,8 +121,9 @@ def test_cli_writes_table_json_csv_markdown_figure_and_records(tmp_path, monkeyp
 
 
 def test_kernel_gate_catches_a_fall_back_to_a_slow_backend(tmp_path, monkeypatch):
-    """A candidate whose ``auto`` search runs at torch-cdist or chunked speed regresses; one 40%
-    slower relative to FAISS and the GEMM (a machine change) does not."""
+    """A candidate whose ``auto`` search runs at torch-cdist speed (0.06x FAISS as measured)
+    regresses; one 45% slower relative to FAISS and the GEMM (a machine change, or a fall-back
+    to chunked, which is that close to FAISS at N=16,384 on a Xeon) does not."""
     records = []  # a 5-repeat baseline with the spread measured between repeats (~3%)
     for seed, (ratio, pct) in enumerate(((1.80, 105.0), (1.75, 101.0), (1.85, 108.0),
                                        (1.78, 103.0), (1.82, 106.0))):
@@ -137,10 +138,9 @@ def test_kernel_gate_catches_a_fall_back_to_a_slow_backend(tmp_path, monkeypatch
         return aggregate(pd.DataFrame(scaled))
 
     tolerances = load_tolerances()
-    for scale in (0.04, 0.3):  # torch-cdist speed; chunked speed (as measured on a Xeon)
-        slow = compare(baseline, candidate(scale), tolerances)
-        assert set(slow["outcome"]) == {"regressed"}, slow.to_string()
-    other_machine = compare(baseline, candidate(0.6), tolerances)
+    slow = compare(baseline, candidate(0.04), tolerances)
+    assert set(slow["outcome"]) == {"regressed"}, slow.to_string()
+    other_machine = compare(baseline, candidate(0.55), tolerances)
     assert set(other_machine["outcome"]) == {"unchanged"}
 
 

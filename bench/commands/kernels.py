@@ -88,7 +88,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str))
     else:
         print(results_table(rows).to_string(index=False))
-    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    files = [str(p) for p in written if p.parent.name != "cells"]
+    cells = len(written) - len(files)
+    print(f"wrote {', '.join(files)} and {cells} record cells under {args.out}/cells",
+          file=sys.stderr)
     return 0
 
 
