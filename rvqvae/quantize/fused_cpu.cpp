@@ -154,8 +154,17 @@ template <typename T> struct Search {
     indices[row] = chosen;
     const T* xr = x + row * d;
     const T* e = codebook + chosen * d;
+    // L partial sums in one register, then across lanes, then the tail: a fixed order, and no
+    // serial chain of D dependent additions (which cost as much as the search at K = 128).
+    V partial = {};
+    int64_t t = 0;
+    for (; t + L <= d; t += L) {
+      V diff = load<V>(xr + t) - load<V>(e + t);
+      partial += weights ? load<V>(weights + t) * diff * diff : diff * diff;
+    }
     T total = 0;
-    for (int64_t t = 0; t < d; ++t) {
+    for (int l = 0; l < L; ++l) total += partial[l];
+    for (; t < d; ++t) {
       T diff = xr[t] - e[t];
       total += weights ? weights[t] * diff * diff : diff * diff;
     }
