@@ -54,9 +54,13 @@ def to_records(rows: list[dict], meta: dict) -> dict[str, list[dict]]:
 
 def write_records(rows: list[dict], meta: dict, out_dir: str | Path) -> list[Path]:
     """Every cell under ``out_dir/cells/`` (as ``rvqvae-bench run`` writes them), then remove
-    kernel cells of an earlier run that this one did not write (so the folder holds one run),
-    and ``out_dir/kernels-run.json`` with the command's settings."""
+    kernel cells of an earlier run that this one did not write (so the folder holds one run);
+    ``out_dir/aggregate.csv``, the records over repeats as ``rvqvae-bench report`` aggregates
+    them (a baseline for ``compare``); ``out_dir/kernels-run.json`` with the settings."""
+    import pandas as pd
+
     from bench.cache import atomic_write_text
+    from bench.report.aggregate import aggregate
 
     out_dir = Path(out_dir)
     cells = to_records(rows, meta)
@@ -64,6 +68,9 @@ def write_records(rows: list[dict], meta: dict, out_dir: str | Path) -> list[Pat
     for stale in (out_dir / CELLS).glob("kernel_*.json"):
         if stale.stem not in cells:
             stale.unlink()
+    frame = pd.DataFrame([record for records in cells.values() for record in records])
+    written.append(atomic_write_text(out_dir / "aggregate.csv",
+                                     aggregate(frame).to_csv(index=False)))
     written.append(atomic_write_text(out_dir / "kernels-run.json", json.dumps(
         {"benchmark": "kernels", **meta}, indent=2, default=str) + "\n"))
     return written
