@@ -257,7 +257,7 @@ def test_per_epoch_weights_come_from_the_data_initialised_codebooks(monkeypatch)
     train_epoch = model._train_epoch
 
     def checked(*args, **kwargs):
-        frozen_inlier, frozen_outlier = model._metrics()
+        frozen_inlier, frozen_outlier = model.distance_parameters()
         seen.append(model._epoch_metrics is not None)
         eps = model.config.weight_epsilon
         torch.testing.assert_close(frozen_inlier, 1 / (model.inlier_codebook.variances() + eps))

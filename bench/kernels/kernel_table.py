@@ -76,7 +76,8 @@ def markdown_report(table: pd.DataFrame, meta: dict) -> str:
         "whose codeword is a true nearest one (near-tie tolerance, worst repeat); "
         "`first call +s` = first call minus a timed call, the largest over repeats (compilation "
         "for `compiled`, kernel build and blocking measurement for `fused`/`auto` when not "
-        "cached on the machine yet), never part of a rate; `not like for like` says why a row's `x FAISS` compares different work.",
+        "cached on the machine yet), never part of a rate; `not like for like` says why a "
+        "row's `x FAISS` compares different work.",
         "",
         _markdown(table),
         "",

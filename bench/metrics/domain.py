@@ -105,8 +105,8 @@ def domain_classifier(
     path = cache_dir("domain") / f"domain-{key}.pt"
     classifier = _load_cached(path, datasets, noise_class)
     if classifier is None:
-        loader = loader or _default_loader()
-        classifier = _train(
+        loader = loader or default_loader()
+        classifier = train_classifier(
             datasets, seed=seed, noise_class=noise_class, recipe=recipe, loader=loader
         )
         with atomic_path(path) as part:
@@ -301,7 +301,8 @@ def _normalize(images: torch.Tensor) -> torch.Tensor:
     return x * 2 - 1
 
 
-def _train(datasets, *, seed, noise_class, recipe, loader) -> DomainClassifier:
+def train_classifier(datasets, *, seed, noise_class, recipe, loader) -> DomainClassifier:
+    """A domain classifier trained on ``datasets`` under ``recipe`` (seeded, deterministic)."""
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     train_x, train_y, class_names = _labelled_split(
@@ -379,7 +380,8 @@ def _dataset_index(class_name: str, datasets) -> int:
     return datasets.index(prefix) if prefix in datasets else len(datasets)
 
 
-def _default_loader() -> DatasetLoader:
+def default_loader() -> DatasetLoader:
+    """The cached dataset loader of :mod:`bench.data`."""
     from bench.data import load_dataset
 
     return load_dataset

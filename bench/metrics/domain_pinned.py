@@ -102,7 +102,7 @@ def _manifest() -> dict[str, dict[str, Any]]:
 
 def write_pinned() -> dict[str, Any]:
     """Train every classifier of ``PINNED_SETS`` here and write the files and the manifest."""
-    from bench.metrics.domain import DomainRecipe, _default_loader, _train
+    from bench.metrics.domain import DomainRecipe, default_loader, train_classifier
     from bench.provenance import device_name, package_versions
 
     PINNED_DIR.mkdir(exist_ok=True)
@@ -110,8 +110,8 @@ def write_pinned() -> dict[str, Any]:
     classifiers = {}
     for name, (datasets, noise_class) in PINNED_SETS.items():
         print(f"training {name} ...", flush=True)
-        classifier = _train(datasets, seed=0, noise_class=noise_class, recipe=recipe,
-                            loader=_default_loader())
+        classifier = train_classifier(datasets, seed=0, noise_class=noise_class, recipe=recipe,
+                                      loader=default_loader())
         buffer = io.BytesIO()
         torch.save({k: v.contiguous() for k, v in classifier.state_dict().items()}, buffer)
         file = f"domain-v{PIN_VERSION}-{name}.pt"

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report.aggregate import family_and_direction
-from bench.report.tables import ARROWS, _decimals, _latex_escape
+from bench.report.tables import ARROWS, decimals_for, latex_escape
 from rvqvae.errors import UserError
 
 DEFAULT_REFERENCE = "vqvae"
@@ -183,17 +183,17 @@ def claims_latex(claims: pd.DataFrame) -> str:
         return f"% Paired claims: {NOTHING_TO_COMPARE}\n"
     reference = claims["reference"].iloc[0]
     body = pd.DataFrame({
-        "metric": [_latex_escape(m) + (r" $\downarrow$" if d == "lower" else r" $\uparrow$")
+        "metric": [latex_escape(m) + (r" $\downarrow$" if d == "lower" else r" $\uparrow$")
                    for m, d in zip(claims["metric"], claims["direction"], strict=True)],
-        "scenario": claims["scenario"].map(_latex_escape),
-        "model": claims["model"].map(_latex_escape),
+        "scenario": claims["scenario"].map(latex_escape),
+        "model": claims["model"].map(latex_escape),
         "n": [_n_text(row) for _, row in claims.iterrows()],
         "mean diff [95\\% CI]": [_interval_text(row) for _, row in claims.iterrows()],
         "p": claims["p_value"].map(_p_text),
         "W/T/L": [_record_text(row) for _, row in claims.iterrows()],
         "verdict": claims["verdict"],
     }).map(lambda text: str(text).replace("−", "$-$").replace("<", "$<$"))
-    caption = (f"Paired claims: model $-$ {_latex_escape(reference)} per scenario and metric, "
+    caption = (f"Paired claims: model $-$ {latex_escape(reference)} per scenario and metric, "
                r"paired by seed; mean difference with 95\% BCa bootstrap interval, two-sided "
                r"sign-flip permutation $p$, wins/ties/losses over seeds in the metric's "
                rf"direction; fewer than {MIN_PAIRS} pairs: no claim.")
@@ -251,7 +251,7 @@ def _interval_text(row) -> str:
     if not math.isfinite(mean):
         return "–"
     width = high - low if math.isfinite(low) and math.isfinite(high) else 0.0
-    decimals = _decimals(width, 2) if width > 0 else _decimals(abs(mean), 3)
+    decimals = decimals_for(width, 2) if width > 0 else decimals_for(abs(mean), 3)
     text = _signed(mean, decimals)
     if math.isfinite(low):
         text += f" [{_signed(low, decimals)}, {_signed(high, decimals)}]"

@@ -67,9 +67,9 @@ def format_cell(mean: float, std: float, n: int) -> str:
     With one seed (or zero spread) the mean gets four significant digits: ``12.30 (n=1)``.
     """
     if n > 1 and std > 0 and math.isfinite(std):
-        decimals = _decimals(std, significant=2)
+        decimals = decimals_for(std, significant=2)
         return f"{mean:.{decimals}f} ± {std:.{decimals}f} (n={n})"
-    return f"{mean:.{_decimals(mean, significant=4)}f} (n={n})"
+    return f"{mean:.{decimals_for(mean, significant=4)}f} (n={n})"
 
 
 def table_markdown(table: Table) -> str:
@@ -99,17 +99,17 @@ def table_latex(table: Table) -> str:
     """The table as a LaTeX ``table`` (booktabs rules, two-level header, ``\\textbf`` best)."""
     text = table.text.map(_latex_cell)
     text.columns = pd.MultiIndex.from_tuples(
-        [(_latex_escape(m) + LATEX_ARROWS[table.directions[m]], _label(table, k, latex=True))
+        [(latex_escape(m) + LATEX_ARROWS[table.directions[m]], _label(table, k, latex=True))
          for m, k in table.text.columns]
     )
-    text.index = [_latex_escape(m) for m in text.index]
+    text.index = [latex_escape(m) for m in text.index]
     bold = pd.DataFrame(
         table.bold.to_numpy(), index=text.index, columns=text.columns
     ).replace({True: "textbf: --rwrap;", False: ""})
     styler = text.style.apply(lambda _: bold, axis=None)
     latex = styler.to_latex(
         hrules=True, multicol_align="c", column_format="l" + "r" * text.shape[1],
-        caption=_latex_escape(table.title) + r": mean $\pm$ sample std over seeds (n seeds); "
+        caption=latex_escape(table.title) + r": mean $\pm$ sample std over seeds (n seeds); "
         r"best per column in bold.",
         environment="table", position_float="centering", label=f"tab:{_slug(table.name)}",
     )
@@ -187,16 +187,17 @@ def _note_head(row) -> tuple[str, str] | None:
 def _label(table: Table, key: str, latex: bool = False) -> str:
     if table.column_kind == "epsilon":
         return (r"$\varepsilon$=" if latex else "ε=") + key
-    return _latex_escape(key) if latex else key
+    return latex_escape(key) if latex else key
 
 
 def _latex_cell(text: str) -> str:
-    text = _latex_escape(text)
+    text = latex_escape(text)
     return (text.replace("±", r"$\pm$").replace(PARTIAL, r"$^\dagger$")
             .replace("ε", r"$\varepsilon$").replace(MISSING, "--"))
 
 
-def _latex_escape(text: str) -> str:
+def latex_escape(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped (and an em dash as ``---``)."""
     for char in "\\&%$#_{}":
         text = text.replace(char, "\\" + char if char != "\\" else r"\textbackslash{}")
     return text.replace("—", "---")
@@ -206,7 +207,8 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "-" for c in text)
 
 
-def _decimals(value: float, significant: int) -> int:
+def decimals_for(value: float, significant: int) -> int:
+    """Decimal places that show ``value`` to ``significant`` significant digits."""
     if value == 0 or not math.isfinite(value):
         return significant - 1
     exponent = int(f"{value:.{significant - 1}e}".split("e")[1])  # after rounding: 9.99e-5 -> -4

@@ -132,8 +132,8 @@ class RVQVAE(VQVAE):
         self.outlier_set: torch.Tensor | None = None  # bool (n,) after the first split
         self._contamination: float | None = None
         self._true_flags: torch.Tensor | None = None
-        self._epoch_metrics: tuple[Any, Any] | None = None
-        self._freeze_metrics = False  # weight_update="epoch": keep the first weights of an epoch
+        self._epoch_distances: tuple[Any, Any] | None = None
+        self._freeze_distances = False  # weight_update="epoch": keep the first weights of an epoch
         self._ranks: torch.Tensor | None = None  # split_momentum: smoothed ranks so far
 
     # -- public ---------------------------------------------------------------------------
@@ -164,13 +164,13 @@ class RVQVAE(VQVAE):
         """Nearest codeword of ``which`` ("inlier" or "outlier") codebook under the configured
         weighted distance: ``(indices into that codebook, distances)``."""
         book = self.inlier_codebook if which == "inlier" else self.outlier_codebook
-        metric = self._metrics()[0 if which == "inlier" else 1]
+        distance = self.distance_parameters()[0 if which == "inlier" else 1]
         codewords = book.weight.detach()
         backend = self.config.quantize_backend
         if self.config.weighting == "direction":
-            return quantize.nearest_directional(latents, codewords, metric,
+            return quantize.nearest_directional(latents, codewords, distance,
                                                 eps=self.config.weight_epsilon, backend=backend)
-        return quantize.nearest(latents, codewords, metric, backend=backend)
+        return quantize.nearest(latents, codewords, distance, backend=backend)
 
     def outlier_scores(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """``split`` (the split score), ``recon`` and ``prior_nll`` (inlier codebook only)."""
@@ -190,15 +190,15 @@ class RVQVAE(VQVAE):
         self._contamination = None if self.config.contamination_source == "estimate" \
             else contamination
         self._true_flags = outlier_flags
-        self._epoch_metrics = None
-        self._freeze_metrics = False
+        self._epoch_distances = None
+        self._freeze_distances = False
         self._ranks = None
 
     def _start_epoch(self, epoch: int, images: torch.Tensor, generator: torch.Generator):
         # With weight_update="epoch" the weights are frozen at their first use in the epoch: not
         # here, because on epoch 0 the codebooks are initialised from data only after this hook.
-        self._epoch_metrics = None
-        self._freeze_metrics = self.config.weight_update == "epoch"
+        self._epoch_distances = None
+        self._freeze_distances = self.config.weight_update == "epoch"
         return torch.arange(images.shape[0]), {}
 
     def _assign_codes(
@@ -219,8 +219,8 @@ class RVQVAE(VQVAE):
 
     def _end_epoch(self, epoch: int, images: torch.Tensor, generator: torch.Generator
                    ) -> dict[str, Any]:
-        self._epoch_metrics = None  # the split (and inference) use the codebooks as they are now
-        self._freeze_metrics = False
+        self._epoch_distances = None  # the split (and inference) use the codebooks as they are now
+        self._freeze_distances = False
         if epoch + 1 < self.config.warmup_epochs:
             return {}
         if self.outlier_set is None and self.config.first_split == "majority":
@@ -281,18 +281,20 @@ class RVQVAE(VQVAE):
                 "split_fraction": count / max(1, scores.shape[0]),
                 **split_quality(self.outlier_set, self._true_flags, scores)}
 
-    def _metrics(self) -> tuple[Any, Any]:
-        """Per codebook: weights (D,) ("coordinate"), covariance (D, D) ("direction") or None."""
-        if self._epoch_metrics is not None:
-            return self._epoch_metrics
+    def distance_parameters(self) -> tuple[Any, Any]:
+        """What each codebook's distance is computed with, (inlier, outlier): coordinate weights
+        ``1 / (var + eps)`` (D,) for ``weighting="coordinate"``, the covariance (D, D) for
+        ``"direction"``, None for plain distances."""
+        if self._epoch_distances is not None:
+            return self._epoch_distances
         eps = self.config.weight_epsilon
         books = (self.inlier_codebook, self.outlier_codebook)
         if self.config.weighting == "coordinate":
-            metrics = tuple(1.0 / (book.variances() + eps) for book in books)
+            parameters = tuple(1.0 / (book.variances() + eps) for book in books)
         elif self.config.weighting == "direction":
-            metrics = tuple(book.covariance() for book in books)
+            parameters = tuple(book.covariance() for book in books)
         else:
-            metrics = (None, None)
-        if self._freeze_metrics:
-            self._epoch_metrics = metrics
-        return metrics
+            parameters = (None, None)
+        if self._freeze_distances:
+            self._epoch_distances = parameters
+        return parameters
