@@ -258,7 +258,7 @@ def test_per_epoch_weights_come_from_the_data_initialised_codebooks(monkeypatch)
 
     def checked(*args, **kwargs):
         frozen_inlier, frozen_outlier = model.distance_parameters()
-        seen.append(model._epoch_metrics is not None)
+        seen.append(model._epoch_distances is not None)
         eps = model.config.weight_epsilon
         torch.testing.assert_close(frozen_inlier, 1 / (model.inlier_codebook.variances() + eps))
         torch.testing.assert_close(frozen_outlier, 1 / (model.outlier_codebook.variances() + eps))
