@@ -159,7 +159,10 @@ def _fit_and_evaluate(preset: Preset, scenario, cell: Cell, data, *, progress: b
     artefacts = {"model.pt": model.to_bytes(), "history.json": _json_bytes(history)}
 
     log(f"trained in {fit_seconds:.1f} s; evaluating")
-    values = _evaluate(preset, model, data, scenario, seed, artefacts, log=log)
+    from bench.metrics.evaluate import FitRecord
+
+    fit = FitRecord(len(data.train_images), len(history), fit_seconds)
+    values = _evaluate(preset, model, data, scenario, seed, fit, artefacts, log=log)
     base = {
         "device": device_name(str(model.device)),  # where the model computed
         "scenario": scenario.name, "model": spec.display, "seed": seed,
@@ -170,14 +173,11 @@ def _fit_and_evaluate(preset: Preset, scenario, cell: Cell, data, *, progress: b
     }
     rows = [{**base, "metric": v.metric, "value": v.value, "status": v.status,
              "error": v.reason or None, "protocol": v.protocol} for v in values]
-    rows.append({**base, "metric": "train_images_per_s",
-                 "value": len(data.train_images) * max(len(history), 1) / fit_seconds,
-                 "status": "ok", "protocol": {"threads": torch.get_num_threads()}})
     return rows, artefacts
 
 
-def _evaluate(preset: Preset, model, data, scenario, seed: int, artefacts: dict[str, bytes], *,
-              log: Log) -> list:
+def _evaluate(preset: Preset, model, data, scenario, seed: int, fit, artefacts: dict[str, bytes],
+              *, log: Log) -> list:
     """Every metric with the first extractor; only FID/KID again with any further extractor.
 
     Adds the first 64 samples and the outlier scores (for the report's figures) to ``artefacts``.
@@ -185,12 +185,14 @@ def _evaluate(preset: Preset, model, data, scenario, seed: int, artefacts: dict[
     from bench.metrics.evaluate import EvalContext, run_metrics
 
     ctx = EvalContext(model, data, scenario, n_samples=preset.n_samples,
-                      extractor=preset.extractors[0], seed=seed, device=preset.device, log=log)
-    values = run_metrics(ctx)
+                      extractor=preset.extractors[0], seed=seed, device=preset.device, fit=fit,
+                      log=log)
+    measured = run_metrics(ctx)
+    values = measured.values
     for extractor in preset.extractors[1:]:
-        values += run_metrics(ctx.with_extractor(extractor), ["generation"])
+        values += run_metrics(ctx.with_extractor(extractor), ["generation"]).values
     artefacts["samples.pt"] = _torch_bytes(ctx.samples[:64].clone())
-    artefacts["scores.pt"] = _torch_bytes(ctx.scores)
+    artefacts["scores.pt"] = _torch_bytes(measured.artefacts.get("scores", {}))
     return values
 
 

@@ -11,7 +11,8 @@ import rvqvae.models.nsvae  # noqa: F401  (registers vae and nsvae until the pac
 from bench.cli import main
 from rvqvae.errors import UserError
 from rvqvae.models.base import MODELS
-from rvqvae.models.nsvae import NSVAEConfig, VAEConfig
+from rvqvae.models.nsvae import NSVAEConfig
+from rvqvae.models.vae import VAEConfig
 
 
 def _json_rows(capsys, *names: str) -> list[dict]:

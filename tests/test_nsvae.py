@@ -17,7 +17,8 @@ from rvqvae.models.gaussian import (
     kl_to_standard_normal,
     reconstruction_nll,
 )
-from rvqvae.models.nsvae import NSVAE, VAE
+from rvqvae.models.nsvae import NSVAE
+from rvqvae.models.vae import VAE
 
 # A tiny network with the same structure as the paper's, so tests take milliseconds.
 TINY = dict(

@@ -98,14 +98,13 @@ class FakeModel:
         return 7.0
 
 
+def synthetic_domain_scenario():
+    return SimpleNamespace(inlier="bars-h", outlier="bars-v", outlier_is_dataset=True,
+                           inlier_classes=None, epsilon=0.25)
+
+
 def test_evaluate_cell_with_a_fake_model(synthetic_domain):
-    scenario = SimpleNamespace(
-        inlier="bars-h",
-        outlier="bars-v",
-        outlier_is_dataset=True,
-        inlier_classes=None,
-        epsilon=0.25,
-    )
+    scenario = synthetic_domain_scenario()
     h, v = (
         bars_loader("bars-h", "test").images.float() / 255,
         bars_loader("bars-v", "test").images.float() / 255,
@@ -121,7 +120,9 @@ def test_evaluate_cell_with_a_fake_model(synthetic_domain):
     start = time.perf_counter()
     values = {v.metric: v for v in evaluate_cell(FakeModel(), data, scenario, n_samples=400)}
     assert time.perf_counter() - start < 60  # generous; the timing is measured, not tested, here
-    assert set(METRICS.names()) == {"detection", "generation", "outlier_mode", "reconstruction"}
+    assert set(METRICS.names()) == {"detection", "generation", "outlier_mode", "perplexity",
+                                    "reconstruction", "training"}
+    assert "train_images_per_s" not in values  # no fit record: nothing to measure
     assert values["outlier_mode_rate_400"].value == pytest.approx(0.25, abs=0.01)
     assert values["recon_mse_clean_test"].value == pytest.approx(0.01, rel=1e-5)
     assert values["perplexity"].value == 7.0
@@ -136,6 +137,28 @@ def test_evaluate_cell_with_a_fake_model(synthetic_domain):
     kid_std = values["kid_domain_400_std"]
     assert kid_std.status == "undefined" and "every KID subset holds all 400" in kid_std.reason
     assert values["kid_domain_400"].ok
+
+
+def test_metric_groups_return_their_artefacts_and_training_throughput(synthetic_domain):
+    """Scores come back as the detection group's artefact (no context is mutated), samples are
+    drawn once for every extractor's context, and the training group measures the fit."""
+    from bench.metrics.evaluate import EvalContext, FitRecord, run_metrics
+
+    h = torch.rand(60, 1, 28, 28)
+    flags = torch.zeros(60, dtype=torch.bool)
+    flags[:15] = True
+    data = SimpleNamespace(train_images=h, train_is_outlier=flags, clean_test_images=h[:20],
+                           mixed_test_images=h[:20],
+                           mixed_test_is_outlier=torch.zeros(20, dtype=torch.bool))
+    ctx = EvalContext(FakeModel(), data, synthetic_domain_scenario(), n_samples=50,
+                      fit=FitRecord(n_images=60, epochs=3, seconds=2.0))
+    measured = run_metrics(ctx, ["detection", "training"])
+    scores = measured.artefacts["scores"]
+    assert set(scores) == {"transductive", "inductive"}
+    assert torch.equal(scores["transductive"]["is_outlier"], flags)
+    throughput = {v.metric: v for v in measured.values}["train_images_per_s"]
+    assert throughput.value == 90.0 and throughput.protocol == {"threads": torch.get_num_threads()}
+    assert ctx.with_extractor("inception").samples is ctx.samples  # drawn once, shared
 
 
 def test_evaluate_cell_runs_only_selected_metrics_and_nan_samples_are_undefined(synthetic_domain):

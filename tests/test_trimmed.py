@@ -7,7 +7,8 @@ import torch
 
 from rvqvae.errors import UserError
 from rvqvae.models.base import GenerativeModel
-from rvqvae.models.trimmed import OracleVQVAE, TrimmedVQVAE
+from rvqvae.models.oracle import OracleVQVAE
+from rvqvae.models.trimmed import TrimmedVQVAE
 from rvqvae.models.vqvae import VQVAE
 
 TINY = dict(hidden_channels=8, residual_channels=4, residual_blocks=1, latent_dim=4,

@@ -3,7 +3,9 @@
 >>> values = evaluate_cell(model, data, scenario, n_samples=2000, extractor="domain", seed=0)
 >>> [(v.metric, v.value, v.status) for v in values]
 
-Metric groups live in the ``METRICS`` registry (name -> ``function(ctx) -> list[MetricValue]``);
+Metric groups live in the ``METRICS`` registry (name -> ``function(ctx)``), returning their
+values, or a :class:`Measured` with the values and any artefacts the runner should keep (the
+detection group returns its outlier scores, for the report's ROC figures).
 ``evaluate_cell`` runs the selected ones (all by default, in name order). Add a metric
 without forking::
 
@@ -12,7 +14,9 @@ without forking::
         return [defined("sharpness", my_sharpness(ctx.samples), n_samples=ctx.n_samples)]
 
 ``ctx.samples`` (drawn once with ``model.sample(n_samples, seed)``) and ``ctx.domain`` (the
-scenario's domain classifier and outlier mask) are computed on first use and shared.
+scenario's domain classifier and outlier mask) are computed on first use and shared by every
+context of the cell (:meth:`EvalContext.with_extractor`); ``ctx.fit`` describes the training
+run (for the training throughput).
 Expected ``data`` fields (the scenario's ``ScenarioData``): ``train_images``,
 ``train_is_outlier``, ``clean_test_images``, ``mixed_test_images``, ``mixed_test_is_outlier``.
 """
@@ -20,7 +24,6 @@ Expected ``data`` fields (the scenario's ``ScenarioData``): ``train_images``,
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -32,16 +35,35 @@ import torch
 from bench.metrics.detection import detection_metrics
 from bench.metrics.fid import KID_SUBSETS, generation_metrics_with_protocol, kid_std_undefined
 from bench.metrics.outlier_mode import outlier_mode_metric_name, outlier_mode_rate, scenario_domain
-from bench.metrics.reconstruction import codebook_perplexities, reconstruction_mse
+from bench.metrics.perplexity import codebook_perplexities
+from bench.metrics.reconstruction import reconstruction_mse
 from bench.metrics.values import MetricValue, defined, undefined
 from rvqvae.registry import Registry
 
 METRICS: Registry[Any] = Registry("metric")
 
 
+@dataclass(frozen=True)
+class FitRecord:
+    """What the training run was: images trained on, epochs run, wall seconds of ``fit``."""
+
+    n_images: int
+    epochs: int
+    seconds: float
+
+
+@dataclass
+class Measured:
+    """What metric groups give back: their values, and artefacts by name (e.g. ``scores``)."""
+
+    values: list[MetricValue] = field(default_factory=list)
+    artefacts: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class EvalContext:
-    """Everything a metric function may use; ``samples`` and ``domain`` are computed lazily."""
+    """Everything a metric function may use; ``samples`` and ``domain`` are computed lazily
+    into ``shared``, which every context of the cell holds (see :meth:`with_extractor`)."""
 
     model: Any
     data: Any
@@ -51,32 +73,33 @@ class EvalContext:
     seed: int = 0
     device: str = "cpu"
     kid_subsets: int = KID_SUBSETS
-    #: outlier scores computed by the detection group: {mode: {"is_outlier": ..., name: ...}}
-    scores: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    fit: FitRecord | None = None
     #: progress lines (one per metric group, with its time); None: silent
     log: Callable[[str], None] | None = None
+    shared: dict[str, Any] = field(default_factory=dict)
 
-    @functools.cached_property
+    @property
     def samples(self) -> torch.Tensor:
-        with torch.no_grad():
-            return self.model.sample(self.n_samples, seed=self.seed).detach().cpu()
+        if "samples" not in self.shared:
+            with torch.no_grad():
+                self.shared["samples"] = self.model.sample(
+                    self.n_samples, seed=self.seed).detach().cpu()
+        return self.shared["samples"]
 
     def with_extractor(self, extractor: str) -> EvalContext:
-        """The same cell measured with another feature extractor, sharing samples and domain."""
-        other = dataclasses.replace(self, extractor=extractor, scores={})
-        for name in ("samples", "domain"):  # cached properties already computed
-            if name in self.__dict__:
-                other.__dict__[name] = self.__dict__[name]
-        return other
+        """The same cell measured with another feature extractor (samples, domain shared)."""
+        return dataclasses.replace(self, extractor=extractor)
 
-    @functools.cached_property
+    @property
     def domain(self):
         """(domain classifier, outlier-class mask) of the scenario.
 
         The classifier seed is fixed (0), not the cell seed: it is the measuring instrument,
         the same for every cell, so values of different seeds stay comparable.
         """
-        return scenario_domain(self.scenario, seed=0)
+        if "domain" not in self.shared:
+            self.shared["domain"] = scenario_domain(self.scenario, seed=0)
+        return self.shared["domain"]
 
     @property
     def reference_key(self) -> str:
@@ -98,7 +121,8 @@ def evaluate_cell(
     device: str = "cpu",
     kid_subsets: int = KID_SUBSETS,
 ) -> list[MetricValue]:
-    """All selected metric groups (default: every group in ``METRICS``) for one cell.
+    """The values of all selected metric groups (default: every group in ``METRICS``) for one
+    cell (:func:`run_metrics` also gives their artefacts).
 
     Values that cannot exist (AUROC at epsilon = 0, FID of NaN samples) come back
     ``undefined`` with their reason; genuine bugs raise.
@@ -113,24 +137,31 @@ def evaluate_cell(
         device=device,
         kid_subsets=kid_subsets,
     )
-    return run_metrics(ctx, metrics)
+    return run_metrics(ctx, metrics).values
 
 
-def run_metrics(ctx: EvalContext, metrics: Sequence[str] | None = None) -> list[MetricValue]:
-    """The selected metric groups (default: all, in name order) on an existing context.
+def run_metrics(ctx: EvalContext, metrics: Sequence[str] | None = None) -> Measured:
+    """The selected metric groups (default: all, in name order) on an existing context: their
+    values in order and their artefacts (a name given by two groups is an error).
 
     Each group that finishes logs one line through ``ctx.log`` with its wall time (the first
     group that needs the samples includes drawing them).
     """
-    values: list[MetricValue] = []
+    result = Measured()
     for name in metrics if metrics is not None else METRICS.names():
         started = time.perf_counter()
         group = METRICS.get(name)(ctx)
-        values.extend(group)
+        group = group if isinstance(group, Measured) else Measured(list(group))
+        result.values.extend(group.values)
+        clash = set(group.artefacts) & set(result.artefacts)
+        if clash:
+            raise ValueError(f"metric group {name!r} returns artefact {sorted(clash)[0]!r} "
+                             "that another group already returned")
+        result.artefacts.update(group.artefacts)
         if ctx.log is not None:
-            ctx.log(f"metrics {name} ({ctx.extractor}): {len(group)} value(s) in "
+            ctx.log(f"metrics {name} ({ctx.extractor}): {len(group.values)} value(s) in "
                     f"{time.perf_counter() - started:.1f} s")
-    return values
+    return result
 
 
 @METRICS.register("generation", description="FID and KID of samples vs the clean inlier test split")
@@ -179,8 +210,9 @@ def _outlier_mode(ctx: EvalContext) -> list[MetricValue]:
 
 
 @METRICS.register("detection", description="AUROC, AUPR-in/out, FPR@95TPR of every outlier score")
-def _detection(ctx: EvalContext) -> list[MetricValue]:
-    values: list[MetricValue] = []
+def _detection(ctx: EvalContext) -> Measured:
+    """Values, and artefact ``scores``: {mode: {"is_outlier": ..., score name: ...}}."""
+    result = Measured(artefacts={"scores": {}})
     splits = (
         ("transductive", ctx.data.train_images, ctx.data.train_is_outlier),
         ("inductive", ctx.data.mixed_test_images, ctx.data.mixed_test_is_outlier),
@@ -188,23 +220,32 @@ def _detection(ctx: EvalContext) -> list[MetricValue]:
     for mode, images, is_outlier in splits:
         with torch.no_grad():
             scores = _batched_scores(ctx.model, images)
-        ctx.scores[mode] = {"is_outlier": is_outlier.bool(), **scores}
-        values.extend(detection_metrics(scores, is_outlier, mode=mode))
-    return values
+        result.artefacts["scores"][mode] = {"is_outlier": is_outlier.bool(), **scores}
+        result.values.extend(detection_metrics(scores, is_outlier, mode=mode))
+    return result
 
 
-@METRICS.register(
-    "reconstruction", description="recon MSE and codebook perplexity, clean test split"
-)
+@METRICS.register("perplexity", description="codebook usage on the clean test split (VQ models)")
+def _perplexity(ctx: EvalContext) -> list[MetricValue]:
+    images = ctx.data.clean_test_images
+    return [defined(name, value, n_images=len(images))
+            for name, value in codebook_perplexities(ctx.model, images).items()]
+
+
+@METRICS.register("reconstruction", description="recon MSE on the clean test split")
 def _reconstruction(ctx: EvalContext) -> list[MetricValue]:
     images = ctx.data.clean_test_images
-    protocol = {"n_images": len(images)}
-    values = [defined("recon_mse_clean_test", reconstruction_mse(ctx.model, images), **protocol)]
-    values.extend(
-        defined(name, value, **protocol)
-        for name, value in codebook_perplexities(ctx.model, images).items()
-    )
-    return values
+    return [defined("recon_mse_clean_test", reconstruction_mse(ctx.model, images),
+                    n_images=len(images))]
+
+
+@METRICS.register("training", description="training images x epochs / fit wall seconds")
+def _training(ctx: EvalContext) -> list[MetricValue]:
+    if ctx.fit is None:  # evaluated outside a run: no training to measure
+        return []
+    rate = ctx.fit.n_images * max(ctx.fit.epochs, 1) / ctx.fit.seconds
+    # A machine fact, not a measurement protocol: the thread count it ran on.
+    return [MetricValue("train_images_per_s", rate, protocol={"threads": torch.get_num_threads()})]
 
 
 def _batched_scores(model, images: torch.Tensor, batch_size: int = 1024) -> dict[str, torch.Tensor]:

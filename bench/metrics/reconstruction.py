@@ -1,10 +1,8 @@
-"""Reconstruction error and codebook usage on the clean inlier test split.
+"""Reconstruction error on the clean inlier test split.
 
-- ``recon_mse_clean_test``: mean over images and pixels of ``(model.reconstruct(x) - x) ** 2``,
-  computed in batches without gradients (images in [0, 1]).
-- ``perplexity[_<codebook>]``: ``exp(entropy)`` of code usage, from the model's own
-  ``codebook_perplexity(images)`` (VQ models only; a float, or a dict by codebook name for
-  models with several codebooks). Equal to the number of codes used when usage is uniform.
+``recon_mse_clean_test``: mean over images and pixels of ``(model.reconstruct(x) - x) ** 2``,
+computed in batches without gradients (images in [0, 1]). Codebook usage is in
+:mod:`bench.metrics.perplexity`.
 """
 
 from __future__ import annotations
@@ -28,15 +26,3 @@ def reconstruction_mse(model, images: torch.Tensor, *, batch_size: int = 512) ->
                 )
             total += float((recon - batch).double().pow(2).sum())
     return total / images.numel()
-
-
-def codebook_perplexities(model, images: torch.Tensor) -> dict[str, float]:
-    """``{"perplexity": p}`` or ``{"perplexity_<codebook>": p, ...}``; empty for non-VQ models."""
-    compute = getattr(model, "codebook_perplexity", None)
-    if compute is None:
-        return {}
-    with torch.no_grad():
-        result = compute(images)
-    if isinstance(result, dict):
-        return {f"perplexity_{name}": float(value) for name, value in result.items()}
-    return {"perplexity": float(result)}

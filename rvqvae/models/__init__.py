@@ -4,7 +4,14 @@ Importing this package registers the built-in models: ``vqvae``, ``rvqvae``,
 ``trimmed-vqvae``, ``oracle-vqvae``, ``nsvae`` and ``vae``.
 """
 
-from rvqvae.models import nsvae, rvqvae, trimmed, vqvae  # noqa: F401  (registration)
+from rvqvae.models import (  # noqa: F401  (registration)
+    nsvae,
+    oracle,
+    rvqvae,
+    trimmed,
+    vae,
+    vqvae,
+)
 from rvqvae.models.base import (
     MODELS,
     GenerativeModel,

@@ -1,13 +1,13 @@
-"""Two VQ-VAE variants that differ only in which examples each epoch trains on.
+"""``trimmed-vqvae``: a VQ-VAE that trains each epoch on the examples it reconstructs best.
 
-- ``trimmed-vqvae``: iterative trimmed loss minimisation (ITLM, Shen & Sanghavi 2019). After
-  ``warmup_epochs`` epochs on everything, each epoch first computes every training example's
-  reconstruction loss (MSE, no gradient) and trains only on the ``n - round(eps * n)`` examples
-  with the lowest loss (ties: lower index kept first). eps is ``config.contamination`` if set,
-  else ``fit(contamination=...)``, else estimated each epoch from the losses (``estimate``,
-  Otsu's threshold). The prior is trained on the set kept in the last epoch.
-- ``oracle-vqvae``: a VQ-VAE trained (autoencoder and prior) on the true inliers only, using the
-  ``outlier_flags`` passed to ``fit``: the upper bound a robust method can hope to reach.
+Iterative trimmed loss minimisation (ITLM, Shen & Sanghavi 2019). After ``warmup_epochs``
+epochs on everything, each epoch first computes every training example's reconstruction loss
+(MSE, no gradient) and trains only on the ``n - round(eps * n)`` examples with the lowest loss
+(ties: lower index kept first). eps is ``config.contamination`` if set, else
+``fit(contamination=...)``, else estimated each epoch from the losses (``estimate``, Otsu's
+threshold). The prior is trained on the set kept in the last epoch.
+
+Its counterpart with perfect knowledge, ``oracle-vqvae``, is in :mod:`rvqvae.models.oracle`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 
-from rvqvae.errors import UserError
 from rvqvae.models.base import register_model
 from rvqvae.models.outlier_split import split_by_score, split_quality
 from rvqvae.models.vqvae import VQVAE, VQVAEConfig
@@ -70,28 +69,3 @@ class TrimmedVQVAE(VQVAE):
 
     def _prior_examples(self, n: int) -> torch.Tensor:
         return self.kept if self.kept is not None else torch.arange(n)
-
-
-@register_model("oracle-vqvae", description="VQ-VAE trained on the true inliers only (upper bound)")
-class OracleVQVAE(VQVAE):
-    """A VQ-VAE that drops the true outliers (``outlier_flags``) before training."""
-
-    def __init__(self, config: Any = None, **overrides: Any):
-        super().__init__(config, **overrides)
-        self._inliers: torch.Tensor | None = None
-
-    def _begin_fit(self, images: torch.Tensor, *, contamination: float | None,
-                   outlier_flags: torch.Tensor | None, generator: torch.Generator) -> None:
-        if outlier_flags is None:
-            raise UserError(
-                "oracle-vqvae needs the true outlier flags: pass outlier_flags to fit()")
-        self._inliers = (~outlier_flags).nonzero().flatten()
-        if self._inliers.shape[0] == 0:
-            raise UserError(
-                "oracle-vqvae got no inliers: every training image is flagged as an outlier")
-
-    def _start_epoch(self, epoch: int, images: torch.Tensor, generator: torch.Generator):
-        return self._inliers, {}
-
-    def _prior_examples(self, n: int) -> torch.Tensor:
-        return self._inliers
