@@ -22,6 +22,7 @@ COMMANDS = {
     "report": "write tables (md, tex, csv) and figures from a run folder",
     "compare": "compare two result sets metric by metric; exit 1 on any regression",
     "kernels": "time nearest-codeword search backends and their peers (FAISS, VQP)",
+    "training-speed": "training images/s of every registered model on real MNIST images",
 }
 
 
@@ -41,7 +42,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _module(name: str):
-    return importlib.import_module(f"bench.commands.{name}")
+    return importlib.import_module(f"bench.commands.{name.replace('-', '_')}")
 
 
 def main(argv: list[str] | None = None) -> int:

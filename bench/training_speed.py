@@ -1,6 +1,6 @@
 """Training throughput of every registered model on real MNIST images (not a timed test).
 
-    python -m bench.training_speed [--models NAME[:FIELD=VALUE...] ...] [--n 2000]
+    rvqvae-bench training-speed [--models NAME[:FIELD=VALUE...] ...] [--n 2000]
         [--epochs 1] [--repeats 3] [--threads 2] [--out results/training_speed]
 
 For each model: ``fit`` on the first ``n`` MNIST training images, ``repeats`` times (seeds
@@ -14,54 +14,21 @@ Writes ``training_speed.csv`` and ``training_speed.md`` (with provenance) into `
 
 from __future__ import annotations
 
-import argparse
-import ast
 import statistics
-import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from bench.cache import atomic_write_text
+from bench.presets.spec import ModelSpec
 from bench.provenance import provenance
-from rvqvae.errors import UserError
 
 COLUMNS = (
     "model", "n_images", "epochs", "repeats", "threads", "train_s", "train_images_per_s",
     "prior_s", "train_s_all", "prior_s_all", "error",
 )
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A registered model name plus config overrides, written ``name:field=value:...``."""
-
-    name: str
-    overrides: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def parse(cls, text: str) -> ModelSpec:
-        name, *assignments = text.split(":")
-        overrides = {}
-        for assignment in assignments:
-            key, sep, value = assignment.partition("=")
-            if not sep or not key:
-                raise UserError(
-                    f"model spec {text!r}: {assignment!r} is not FIELD=VALUE "
-                    f"(e.g. nsvae:decoder_channels=(32,32):lr=0.001)"
-                )
-            try:
-                overrides[key] = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                overrides[key] = value  # a bare word: a string option such as negatives=noise
-        return cls(name, overrides)
-
-    def __str__(self) -> str:
-        return ":".join([self.name, *(f"{k}={v if isinstance(v, str) else repr(v)}"
-                                      .replace(" ", "") for k, v in self.overrides.items())])
 
 
 def measure_training_speed(
@@ -75,10 +42,10 @@ def measure_training_speed(
 
     clean = {"contamination": 0.0, "outlier_flags": torch.zeros(len(images), dtype=torch.bool)}
     warm_up = {"contamination": 0.0, "outlier_flags": clean["outlier_flags"][:64]}
-    create_model(spec.name, **spec.overrides).fit(images[:64], seed=0, epochs=1, **warm_up)
+    create_model(spec.name, **spec.options).fit(images[:64], seed=0, epochs=1, **warm_up)
     train_times, prior_times = [], []
     for seed in range(repeats):
-        model = create_model(spec.name, **spec.overrides)
+        model = create_model(spec.name, **spec.options)
         last_epoch_end: list[float] = []
         started = time.perf_counter()
         model.fit(images, seed=seed, epochs=epochs, **clean,
@@ -138,33 +105,6 @@ def write_results(rows: list[dict[str, Any]], out: Path) -> tuple[Path, Path]:
     return csv_path, md_path
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.training_speed",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", metavar="SPEC",
-                        help="NAME or NAME:FIELD=VALUE:... (default: every registered model)")
-    parser.add_argument("--n", type=int, default=2000, help="MNIST training images")
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3, help="timed fits per model")
-    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    parser.add_argument("--out", default="results/training_speed", help="folder for CSV + md")
-    args = parser.parse_args(argv)
-    try:
-        import rvqvae.models  # noqa: F401  (registers the built-in models)
-        from rvqvae.models.base import MODELS, create_model
-
-        specs = [ModelSpec.parse(s) for s in (args.models or MODELS.names())]
-        for spec in specs:  # unknown names and options fail before any timing
-            create_model(spec.name, **spec.overrides)
-        torch.set_num_threads(args.threads)
-        run_benchmark(specs, n=args.n, epochs=args.epochs, repeats=args.repeats, out=args.out)
-    except UserError as error:
-        print(f"training_speed: error: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {Path(args.out) / 'training_speed.csv'} and training_speed.md")
-    return 0
-
-
 def _summary(row: dict[str, Any]) -> str:
     if row["error"]:
         return f"{row['model']}: FAILED {row['error']}"
@@ -198,6 +138,3 @@ def _markdown(rows: list[dict[str, Any]], info: dict[str, Any], stamp: str) -> s
             )
     return "\n".join(lines) + "\n"
 
-
-if __name__ == "__main__":
-    sys.exit(main())

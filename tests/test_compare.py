@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from synthetic_run import cell_id, synthetic_mean, write_synthetic_run
 
 from bench.cli import main
 from bench.compare import (
@@ -27,7 +28,6 @@ from bench.compare import (
 )
 from bench.records import load_records
 from bench.report import write_report
-from bench.report.synthetic import cell_id, synthetic_mean, write_synthetic_run
 from rvqvae.errors import UserError
 
 MODELS = ("vqvae", "rvqvae")

@@ -62,13 +62,13 @@ def test_unknown_model_is_one_error_line_and_exit_status_2(capsys):
 
 
 
-# -- python -m bench.training_speed (its helpers; the numbers themselves are not tested) -----
-def test_training_speed_model_specs_parse_overrides():
-    from bench.training_speed import ModelSpec
+# -- rvqvae-bench training-speed (its helpers; the numbers themselves are not tested) ------
+def test_model_specs_parse_overrides():
+    from bench.presets import ModelSpec
 
     spec = ModelSpec.parse("nsvae:decoder_channels=(32,32):negatives=noise:lr=0.001")
     assert spec.name == "nsvae"
-    assert spec.overrides == {"decoder_channels": (32, 32), "negatives": "noise", "lr": 0.001}
+    assert spec.options == {"decoder_channels": (32, 32), "negatives": "noise", "lr": 0.001}
     assert str(spec) == "nsvae:decoder_channels=(32,32):negatives=noise:lr=0.001"
     assert ModelSpec.parse("vae") == ModelSpec("vae", {})
     with pytest.raises(UserError, match=r"^model spec 'vae:lr': 'lr' is not FIELD=VALUE"):
@@ -78,7 +78,8 @@ def test_training_speed_model_specs_parse_overrides():
 def test_training_speed_writes_csv_and_markdown(real_data, tmp_path):
     import pandas as pd
 
-    from bench.training_speed import ModelSpec, run_benchmark
+    from bench.presets import ModelSpec
+    from bench.training_speed import run_benchmark
 
     tiny = ModelSpec("vae", {"encoder_channels": (4, 8), "encoder_strides": (2, 2),
                              "decoder_channels": (4,), "decoder_strides": (4,)})
@@ -93,3 +94,11 @@ def test_training_speed_writes_csv_and_markdown(real_data, tmp_path):
     assert table["error"].iloc[1].startswith("UserError: nsvae with negatives='auxiliary'")
     markdown = (tmp_path / "training_speed.md").read_text()
     assert f"| `{tiny}` |" in markdown and "failed: UserError" in markdown
+
+
+def test_training_speed_command_checks_models_and_numbers_first(tmp_path, capsys):
+    assert main(["training-speed", "--models", "nosuch", "--out", str(tmp_path)]) == 2
+    assert "model 'nosuch' is unknown" in capsys.readouterr().err
+    assert main(["training-speed", "--repeats", "0", "--out", str(tmp_path)]) == 2
+    assert "--repeats must be >= 1, got 0" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

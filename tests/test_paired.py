@@ -11,6 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from synthetic_run import (
+    MODELS,
+    SEEDS,
+    cell_id,
+    synthetic_mean,
+    write_synthetic_run,
+)
 
 from bench.cli import main
 from bench.records import load_results
@@ -24,13 +31,6 @@ from bench.report.paired import (
     claim_text,
     paired_claims,
     paired_difference,
-)
-from bench.report.synthetic import (
-    MODELS,
-    SEEDS,
-    cell_id,
-    synthetic_mean,
-    write_synthetic_run,
 )
 from rvqvae.errors import UserError
 

@@ -9,12 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-
-from bench.cli import main
-from bench.records import load_results
-from bench.report import REPORT_MARKER, aggregate, build_tables, format_cell, write_report
-from bench.report.figures import roc_curve
-from bench.report.synthetic import (
+from synthetic_run import (
     EPSILONS,
     MODELS,
     SEEDS,
@@ -25,6 +20,11 @@ from bench.report.synthetic import (
     synthetic_value,
     write_synthetic_run,
 )
+
+from bench.cli import main
+from bench.records import load_results
+from bench.report import REPORT_MARKER, aggregate, build_tables, format_cell, write_report
+from bench.report.figures import roc_curve
 from rvqvae.errors import UserError
 
 FAILED_SEED = (0.4, "nsvae", 2)
@@ -229,9 +229,11 @@ def test_a_legacy_per_seed_kid_seed_does_not_split_a_cell(tmp_path):
 def test_protocol_difference_lists_every_differing_key_and_absent_ones(tmp_path):
     run = _records_run(tmp_path, models=("vqvae",))
     _edit_cell(run, cell_id(0, "vqvae", 2),
-               lambda r: _with_protocol(r, extractor="inception", metric_version=2, extra=True))
+               lambda r: _with_protocol(r, extractor="inception", metric_code_version=2,
+                                        extra=True))
     with pytest.raises(UserError, match=r"\(extra: <absent> vs true; extractor: domain vs "
-                                        r"inception; metric_version: 1 vs 2; seeds 0,1 vs 2\)"):
+                                        r"inception; metric_code_version: 1 vs 2; "
+                                        r"seeds 0,1 vs 2\)"):
         aggregate(load_results(run))
 
 

@@ -6,6 +6,7 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
+import ast
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from rvqvae.registry import Registry
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registered model with option overrides, shown in tables as ``label``."""
+    """A registered model with option overrides, shown in tables as ``label``; on the command
+    line written ``name:field=value:...`` (:meth:`parse`, ``str``)."""
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
@@ -26,6 +28,29 @@ class ModelSpec:
     @property
     def display(self) -> str:
         return self.label or self.name
+
+    @classmethod
+    def parse(cls, text: str) -> ModelSpec:
+        """``nsvae:decoder_channels=(32,32):negatives=noise`` -> name and options (values are
+        Python literals, or bare words as strings)."""
+        name, *assignments = text.split(":")
+        options = {}
+        for assignment in assignments:
+            key, sep, value = assignment.partition("=")
+            if not sep or not key:
+                raise UserError(
+                    f"model spec {text!r}: {assignment!r} is not FIELD=VALUE "
+                    f"(e.g. nsvae:decoder_channels=(32,32):lr=0.001)"
+                )
+            try:
+                options[key] = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                options[key] = value  # a bare word: a string option such as negatives=noise
+        return cls(name, options)
+
+    def __str__(self) -> str:
+        return ":".join([self.name, *(f"{k}={v if isinstance(v, str) else repr(v)}"
+                                      .replace(" ", "") for k, v in self.options.items())])
 
 
 @dataclass(frozen=True)

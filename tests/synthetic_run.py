@@ -44,9 +44,9 @@ SYNTHETIC_MEANS: dict[str, dict[float, dict[str, float]]] = {
 }
 SPREADS = {"fid_domain_2k": 0.4, "auroc_transductive_split": 0.01}
 PROTOCOLS = {
-    "generation": {"extractor": "domain", "n_samples": 2000, "metric_version": 1},
-    "detection": {"metric_version": 1},
-    "other": {"metric_version": 1},
+    "generation": {"extractor": "domain", "n_samples": 2000, "metric_code_version": 1},
+    "detection": {"metric_code_version": 1},
+    "other": {"metric_code_version": 1},
 }
 UNDEFINED_REASON = "no outliers at epsilon = 0"
 
