@@ -18,6 +18,8 @@ COMMANDS = {
     "data": "fetch and verify the datasets (MNIST, Fashion-MNIST) into the cache",
     "scenarios": "list the registered corrupted-dataset scenarios",
     "models": "list the registered models with their default hyper-parameters",
+    "list": "list every registry (models, presets, scenarios, metrics, backends, grids) with "
+            "the file defining each entry",
     "run": "run a grid of scenario x model x seed and write result records",
     "report": "write tables (md, tex, csv) and figures from a run folder",
     "compare": "compare two result sets metric by metric; exit 1 on any regression",
@@ -41,8 +43,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+MODULES = {"list": "registries"}  # commands whose module name differs from the command
+
+
 def _module(name: str):
-    return importlib.import_module(f"bench.commands.{name.replace('-', '_')}")
+    return importlib.import_module(f"bench.commands.{MODULES.get(name, name.replace('-', '_'))}")
 
 
 def main(argv: list[str] | None = None) -> int:

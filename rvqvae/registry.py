@@ -3,12 +3,16 @@ kernel backends (modelled on torch-fidelity's ``registry.py``).
 
 Registration is validated: names are unique and well formed, and objects derive from the
 registry's base class when one is given. Lookup of an unknown name raises
-:class:`~rvqvae.errors.UserError` listing the known names.
+:class:`~rvqvae.errors.UserError` listing the known names. Every entry records where it was
+defined (``Entry.source``, as timm records a model's module): the module of a registered
+class or function, else the module that called ``register`` (``register_*`` helpers skipped),
+or what the caller passes as ``source=`` (e.g. the TOML file a scenario came from).
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -28,6 +32,7 @@ class Entry(Generic[T]):
     obj: T
     description: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # a module name (``rvqvae.models.vqvae``) or a file path
 
 
 class Registry(Generic[T]):
@@ -40,7 +45,7 @@ class Registry(Generic[T]):
 
     def register(
         self, name: str, obj: T | None = None, *, description: str = "", replace: bool = False,
-        **info: Any,
+        source: str = "", **info: Any,
     ) -> Any:
         """Register ``obj`` under ``name``; without ``obj`` this is a decorator.
 
@@ -49,7 +54,8 @@ class Registry(Generic[T]):
         """
         if obj is None:
             def decorator(target: T) -> T:
-                self.register(name, target, description=description, replace=replace, **info)
+                self.register(name, target, description=description, replace=replace,
+                              source=source, **info)
                 return target
             return decorator
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
@@ -61,9 +67,12 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is already registered")
         if self.base is not None and isinstance(obj, type) and not issubclass(obj, self.base):
             raise TypeError(f"{self.kind} {name!r} must derive from {self.base.__name__}")
-        if not description:
-            description = _first_line(getattr(obj, "__doc__", None) or "")
-        self._entries[name] = Entry(name, obj, description, dict(info))
+        if not description:  # the object's own description field, else its docstring
+            own = getattr(obj, "description", "")
+            description = own if isinstance(own, str) and own else \
+                _first_line(getattr(obj, "__doc__", None) or "")
+        self._entries[name] = Entry(name, obj, description, dict(info),
+                                    source or _defined_in(obj))
         return obj
 
     def get(self, name: str) -> T:
@@ -94,6 +103,19 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _defined_in(obj: Any) -> str:
+    """The module that defines ``obj`` (a class or function), else the module registering it."""
+    if isinstance(obj, type) or callable(obj) and hasattr(obj, "__code__"):
+        module = getattr(obj, "__module__", "")
+        if module and module != "__main__" and not obj.__name__.startswith("<lambda"):
+            return module
+    frame = sys._getframe(1)
+    while frame is not None and (frame.f_globals.get("__name__") == __name__
+                                 or frame.f_code.co_name.startswith("register")):
+        frame = frame.f_back
+    return frame.f_globals.get("__name__", "") if frame is not None else ""
 
 
 def _first_line(text: str) -> str:

@@ -9,6 +9,7 @@ Users add their own without editing the package, either in Python
 
 from __future__ import annotations
 
+from bench.presets import builtin  # noqa: F401  (registers the built-in presets on import)
 from bench.presets.spec import PRESETS, ModelSpec, Preset, get_preset, load_preset_file
 
 __all__ = ["PRESETS", "ModelSpec", "Preset", "get_preset", "load_preset_file"]

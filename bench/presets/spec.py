@@ -87,8 +87,6 @@ PRESETS: Registry[Preset] = Registry("preset")
 
 def get_preset(name_or_path: str) -> Preset:
     """A registered preset by name, or a preset read from a ``.toml`` file path."""
-    import bench.presets.builtin  # noqa: F401  (registers the built-in presets)
-
     if name_or_path.endswith(".toml"):
         return load_preset_file(name_or_path)
     return PRESETS.get(name_or_path)

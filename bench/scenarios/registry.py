@@ -22,15 +22,16 @@ from rvqvae.registry import Registry
 EPSILONS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 SCENARIOS: Registry[Scenario] = Registry("scenario")
-FAMILIES: dict[str, Scenario] = {}  # family name (without "@eps") -> its scenario at epsilon 0
+FAMILIES: Registry[Scenario] = Registry("scenario family")  # name without "@eps" -> at eps 0
 
 
 def register_scenario(
-    scenario: Scenario, *, description: str = "", replace: bool = False
+    scenario: Scenario, *, description: str = "", replace: bool = False, source: str = ""
 ) -> Scenario:
     """Register ``scenario`` under ``scenario.name`` (for ``get_scenario`` and the CLI)."""
     try:
-        SCENARIOS.register(scenario.name, scenario, description=description, replace=replace)
+        SCENARIOS.register(scenario.name, scenario, description=description, replace=replace,
+                           source=source)
     except ValueError as error:
         raise UserError(str(error)) from None
     return scenario
@@ -48,11 +49,12 @@ def get_scenario(name: str) -> Scenario:
             raise UserError(
                 f"scenario {name!r}: {epsilon!r} is not a number (want e.g. {family}@0.2)"
             ) from None
-        return FAMILIES[family].with_(name=f"{family}@{format_epsilon(value)}", epsilon=value)
+        return FAMILIES.get(family).with_(name=f"{family}@{format_epsilon(value)}",
+                                          epsilon=value)
     custom = [n for n in SCENARIOS.names() if n.rpartition("@")[0] not in FAMILIES]
     raise UserError(
         f"scenario {name!r} is unknown; known families (add @epsilon, e.g. mnist+fmnist@0.2): "
-        f"{', '.join(sorted(FAMILIES))}; custom: {', '.join(custom) or '(none)'}"
+        f"{', '.join(FAMILIES.names())}; custom: {', '.join(custom) or '(none)'}"
     )
 
 
@@ -60,7 +62,7 @@ def register_family(template: Scenario, *, description: str = "", epsilons=EPSIL
     """Register ``template`` as ``<template.name>@eps`` for each eps in ``epsilons``;
     ``get_scenario`` then also builds the family at any other eps."""
     family = template.name
-    FAMILIES[family] = template
+    FAMILIES.register(family, template, description=description)
     for epsilon in epsilons:
         name = f"{family}@{format_epsilon(epsilon)}"
         register_scenario(template.with_(name=name, epsilon=epsilon), description=description)
@@ -117,7 +119,7 @@ def load_scenario_file(path: str | os.PathLike, *, register: bool = True) -> lis
             if name in SCENARIOS and SCENARIOS.get(name) == scenario:
                 scenarios.append(scenario)
                 continue
-            register_scenario(scenario, description=description)
+            register_scenario(scenario, description=description, source=str(path))
         scenarios.append(scenario)
     return scenarios
 

@@ -134,28 +134,33 @@ def _always(device: torch.device) -> bool:
 BACKENDS.register(
     "torch-cdist",
     Backend(nearest_cdist, _always, nearest_directional_cdist),
+    source=__name__,
     description="torch.cdist(x, e)**2 then argmin; the simple reference (materialises N x K)",
 )
 BACKENDS.register(
     "chunked",
     Backend(nearest_chunked, _always, nearest_directional_chunked),
+    source=nearest_chunked.__module__,
     description="GEMM form |e|^2 - 2x.e in cache-sized row blocks, centred, exact distances",
 )
 BACKENDS.register(
     "fused",
     Backend(fused_cpu.nearest_fused, fused_cpu.available,
             why_unavailable=fused_cpu.why_unavailable),
+    source=fused_cpu.__name__,
     description="C++ kernel built for this CPU at first use: distance tiles reduced to a "
     "running argmin in registers, blocking tuned per machine",
 )
 BACKENDS.register(
     "compiled",
     Backend(compiled.nearest_compiled, compiled.available),
+    source=compiled.__name__,
     description="torch.compile of the chunked block step (lazy, cached per shape and dtype)",
 )
 BACKENDS.register(
     "triton",
     Backend(triton_kernel.nearest_triton, triton_kernel.available),
+    source=triton_kernel.__name__,
     description="fused distance + running-argmin Triton kernel streaming codeword tiles",
 )
 BACKENDS.register(
