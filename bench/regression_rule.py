@@ -23,16 +23,16 @@ mean of ``n_c`` new seeds,
 A change beyond ``allowed`` in the metric's bad direction is a regression, in its good
 direction an improvement. ``p`` (reported) is the one-sided p-value of the observed change.
 
-Floors and per-metric levels come from a TOML file, the packaged ``bench/tolerances.toml`` by
-default::
+A metric's floor is its catalog entry's (``abs``, ``rel`` in :mod:`bench.metrics.catalog`).
+A TOML file (the packaged ``bench/tolerances.toml`` by default) sets the test level and the
+floor of metrics the catalog does not know, and may override any metric by pattern::
 
     [gate]
     level = 0.001              # the default one-sided test level
-    [default]                  # the floor of metrics that match no pattern
+    [default]                  # the floor of metrics the catalog does not know
     rel = 0.05
-    [metrics]                  # fnmatch patterns, first match in file order wins
-    "fid_*" = { rel = 0.05 }
-    "auroc_*" = { abs = 0.01, level = 0.0001 }
+    [metrics]                  # optional overrides: fnmatch patterns, first match wins
+    "auroc_*" = { abs = 0.005, level = 0.0001 }
 """
 
 from __future__ import annotations
@@ -69,16 +69,26 @@ class Tolerance:
 
 @dataclass(frozen=True)
 class Tolerances:
-    """A default tolerance and ``(pattern, tolerance)`` overrides; the first matching wins."""
+    """``(pattern, tolerance)`` overrides (the first matching wins), then the metric's catalog
+    floor at the default's level (unless ``catalog=False``), then the default."""
 
     default: Tolerance = Tolerance(rel=0.05)
     overrides: tuple[tuple[str, Tolerance], ...] = ()
     source: str = "built-in default (rel 0.05, level 0.001)"
+    catalog: bool = True
 
     def for_metric(self, metric: str) -> Tolerance:
         for pattern, tolerance in self.overrides:
             if fnmatch.fnmatchcase(metric, pattern):
                 return tolerance
+        if self.catalog:
+            from bench.metrics.catalog import metric_family
+
+            try:
+                entry = metric_family(metric)
+            except KeyError:
+                return self.default
+            return Tolerance(abs=entry.abs, rel=entry.rel, level=self.default.level)
         return self.default
 
 
@@ -146,6 +156,8 @@ def load_tolerances(path: str | Path | None = None) -> Tolerances:
         raise UserError(f"tolerance file {path}: [gate] takes only level")
     level = _number(gate.get("level", DEFAULT_LEVEL), path, "[gate] level", below_one=True)
     default = _tolerance(data.get("default", {"rel": 0.05}), path, "[default]", level)
+    if not isinstance(data.get("metrics", {}), dict):
+        raise UserError(f"tolerance file {path}: [metrics] must be a table of patterns")
     overrides = tuple((pattern, _tolerance(value, path, f"metrics.{pattern!r}", level))
                       for pattern, value in data.get("metrics", {}).items())
     return Tolerances(default, overrides, str(path))

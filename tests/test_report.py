@@ -24,7 +24,6 @@ from synthetic_run import (
 from bench.cli import main
 from bench.records import load_results
 from bench.report import REPORT_MARKER, aggregate, build_tables, format_cell, write_report
-from bench.report.figures import roc_curve
 from rvqvae.errors import UserError
 
 FAILED_SEED = (0.4, "nsvae", 2)
@@ -346,12 +345,19 @@ def test_a_failing_report_leaves_the_previous_one_untouched(tmp_path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "run"]  # no temp folder left
 
 
-def test_roc_curve_agrees_with_scikit_learn_including_ties():
+def test_roc_curve_agrees_with_scikit_learn_and_with_the_auroc_metric_including_ties():
+    """The figures' ROC curve is the detection metric's own (one computation of ROC)."""
+    import torch
+
+    from bench.metrics.detection import detection_metrics, roc_curve
+
     sklearn_metrics = pytest.importorskip("sklearn.metrics")
     generator = np.random.default_rng(0)
     is_outlier = generator.random(500) < 0.3
     score = np.round(generator.normal(size=500) + is_outlier, 1)  # rounding makes many ties
-    fpr, tpr, auc = roc_curve(is_outlier, score)
-    assert auc == pytest.approx(sklearn_metrics.roc_auc_score(is_outlier, score), abs=1e-12)
+    fpr, tpr, auc = roc_curve(torch.tensor(score), torch.tensor(is_outlier))
+    assert auc == pytest.approx(sklearn_metrics.roc_auc_score(is_outlier, score), abs=1e-6)
     ref_fpr, ref_tpr, _ = sklearn_metrics.roc_curve(is_outlier, score, drop_intermediate=False)
-    assert np.allclose(fpr, ref_fpr) and np.allclose(tpr, ref_tpr)
+    assert np.allclose(fpr.numpy(), ref_fpr) and np.allclose(tpr.numpy(), ref_tpr)
+    metric = detection_metrics({"s": torch.tensor(score)}, torch.tensor(is_outlier))[0]
+    assert metric.metric == "auroc_transductive_s" and metric.value == auc

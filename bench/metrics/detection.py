@@ -80,6 +80,16 @@ def detection_metrics(
     return values
 
 
+def roc_curve(score, is_outlier) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(false-positive rates, true-positive rates, AUROC) of one score, as the detection metrics
+    compute them (torchmetrics on dense ranks; outliers positive, higher = more outlying; tied
+    scores move along the diagonal). The report's ROC figures draw these curves."""
+    target = torch.as_tensor(is_outlier).flatten().long()
+    rank = _dense_rank(torch.as_tensor(score).flatten().double())
+    fpr, tpr, _ = binary_roc(rank, target)
+    return fpr.double(), tpr.double(), float(binary_auroc(rank, target))
+
+
 def fpr_at_tpr(
     score: torch.Tensor, is_outlier: torch.Tensor, tpr_level: float = TPR_LEVEL
 ) -> float:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.metrics.catalog import figure_of
 from bench.report.aggregate import family_and_direction, setting_of
 from bench.report.tables import ARROWS
 
@@ -73,32 +74,16 @@ def write_figures(
     return figures, skipped
 
 
-def roc_curve(is_outlier: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """(false-positive rates, true-positive rates, AUROC) with outliers positive, higher score =
-    more outlying; tied scores move along the diagonal (the AUROC counts ties as one half)."""
-    is_outlier = np.asarray(is_outlier, dtype=bool)
-    score = np.asarray(score, dtype=np.float64)
-    order = np.argsort(-score, kind="stable")
-    score, is_outlier = score[order], is_outlier[order]
-    last_of_tie = np.r_[np.flatnonzero(np.diff(score)), len(score) - 1]
-    tps = np.cumsum(is_outlier)[last_of_tie]
-    fps = np.cumsum(~is_outlier)[last_of_tie]
-    tpr = np.r_[0.0, tps / max(tps[-1], 1)]
-    fpr = np.r_[0.0, fps / max(fps[-1], 1)]
-    return fpr, tpr, float(np.trapezoid(tpr, fpr))
+def _in_figure(kind: str) -> Callable[[str], bool]:
+    return lambda metric: figure_of(metric) == kind
 
 
-def _is(prefix: str) -> Callable[[str], bool]:
-    return lambda metric: str(metric).startswith(prefix)
-
-
-_VERSUS_EPSILON = (
-    ("fid_kid_vs_epsilon", "FID and KID vs contamination",
-     lambda m: (_is("fid_")(m) or _is("kid_")(m)) and not m.endswith("_std")),
-    ("outlier_rate_vs_epsilon", "Outlier-mode rate of samples vs contamination",
-     _is("outlier_mode_rate")),
-    ("auroc_vs_epsilon", "Outlier-detection AUROC vs contamination", _is("auroc_")),
-)
+FIGURE_TITLES = {  # figure -> title; which metrics go in is each metric's catalog entry
+    "fid_kid_vs_epsilon": "FID and KID vs contamination",
+    "outlier_rate_vs_epsilon": "Outlier-mode rate of samples vs contamination",
+    "auroc_vs_epsilon": "Outlier-detection AUROC vs contamination",
+}
+_VERSUS_EPSILON = tuple((kind, title, _in_figure(kind)) for kind, title in FIGURE_TITLES.items())
 
 
 def _versus_epsilon(rows, metrics, aggregate, palette, out_dir, stem, title) -> Figure:
@@ -135,6 +120,8 @@ def _versus_epsilon(rows, metrics, aggregate, palette, out_dir, stem, title) -> 
 def _roc_figures(cells, setting, palette, out_dir):
     from matplotlib.figure import Figure as MplFigure
 
+    from bench.metrics.detection import roc_curve  # the curve the AUROC metric integrates
+
     figures, notes = [], []
     for scenario in pd.unique(cells["scenario"]):
         lowest = _lowest_seed_with(cells[cells["scenario"] == scenario], "scores.pt")
@@ -152,8 +139,9 @@ def _roc_figures(cells, setting, palette, out_dir):
                     continue
                 for name, score in data.items():
                     if name != "is_outlier":
+                        fpr, tpr, auc = roc_curve(score, flags)
                         curves.setdefault(mode, []).append(
-                            (cell.model, name, cell.seed, *roc_curve(flags, np.asarray(score))))
+                            (cell.model, name, cell.seed, fpr.numpy(), tpr.numpy(), auc))
         if not curves:
             notes.append(f"ROC curves for {scenario}: its scores.pt hold no outliers "
                          f"(or no inliers), so ROC is undefined")

@@ -22,14 +22,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-TABLE_GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "generation": ("Generation quality", ("generation",)),
-    "detection": ("Outlier detection", ("detection",)),
-    "reconstruction": ("Reconstruction and codebook", ("reconstruction", "codebook")),
-    "kernel": ("Kernel speed", ("kernel",)),
-    "training": ("Training", ("training",)),
-    "other": ("Other metrics", ("other",)),
-}
+from bench.metrics.catalog import TABLES, table_of
+
 ARROWS = {"lower": "↓", "higher": "↑", "": ""}
 LATEX_ARROWS = {"lower": r" $\downarrow$", "higher": r" $\uparrow$", "": ""}
 MISSING = "–"
@@ -51,10 +45,12 @@ class Table:
 
 
 def build_tables(aggregate: pd.DataFrame) -> list[Table]:
-    """Every table the aggregate fills, in ``TABLE_GROUPS`` order then setting order."""
+    """Every table the aggregate fills, in the catalog's ``TABLES`` order then setting order
+    (each metric's table comes from its catalog entry)."""
     tables = []
-    for group, (title, families) in TABLE_GROUPS.items():
-        part = aggregate[aggregate["family"].isin(families)]
+    table_of_row = aggregate["metric"].map(table_of)
+    for group, title in TABLES.items():
+        part = aggregate[table_of_row == group]
         for setting in pd.unique(part["setting"]):
             rows = part[part["setting"] == setting]
             tables.append(_table(f"{group}__{setting}", f"{title} — {setting}", setting, rows))
