@@ -13,7 +13,8 @@ import torch
 from emulated_device import emulated_device, is_on_device
 
 from rvqvae.models import MODELS, create_model
-from rvqvae.models.vqvae import VQVAE, to_rows
+from rvqvae.models.vq_tensors import to_rows
+from rvqvae.models.vqvae import VQVAE
 
 # One quantizer backend on both sides: "auto" is the CPU-only fused kernel on the CPU and
 # chunked elsewhere, whose distances may differ in the last bit; placement is the question here.

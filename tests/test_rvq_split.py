@@ -9,7 +9,7 @@ import torch
 from rvqvae.models.outlier_split import top_scores_mask
 from rvqvae.models.rvqvae import RVQVAE
 from rvqvae.models.split_init import kmeans_plus_plus, median_distance, smoothed_ranks
-from rvqvae.models.vqvae import to_rows
+from rvqvae.models.vq_tensors import to_rows
 
 TINY = dict(hidden_channels=8, residual_channels=4, residual_blocks=1, latent_dim=4,
             codebook_size=8, outlier_codebook_size=4, prior_channels=8, prior_layers=1,

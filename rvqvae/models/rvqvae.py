@@ -78,7 +78,8 @@ from rvqvae.models.split_init import (
     sample_rows,
     smoothed_ranks,
 )
-from rvqvae.models.vqvae import VQVAE, VQVAEConfig, check_images, to_rows
+from rvqvae.models.vq_tensors import check_images, to_rows
+from rvqvae.models.vqvae import VQVAE, VQVAEConfig
 
 
 @dataclass(frozen=True)
