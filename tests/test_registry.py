@@ -64,7 +64,7 @@ def test_every_entry_records_the_file_that_defines_it():
     assert files["models"]["vae"] == "rvqvae/models/vae.py"
     assert files["presets"]["ci"] == "bench/presets/builtin.py"
     assert files["scenario-families"]["mnist+fmnist"] == "bench/scenarios/registry.py"
-    assert files["metric-groups"]["perplexity"] == "bench/metrics/evaluate.py"
+    assert files["metric-groups"]["perplexity"] == "bench/metrics/perplexity.py"
     assert files["quantizer-backends"]["chunked"] == "rvqvae/quantize/chunked.py"
     assert files["quantizer-backends"]["fused"] == "rvqvae/quantize/fused_cpu.py"
     assert files["kernel-grids"]["ci"] == "bench/kernels/grid.py"

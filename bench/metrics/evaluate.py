@@ -164,7 +164,8 @@ def run_metrics(ctx: EvalContext, metrics: Sequence[str] | None = None) -> Measu
     return result
 
 
-@METRICS.register("generation", description="FID and KID of samples vs the clean inlier test split")
+@METRICS.register("generation", description="FID and KID of samples vs the clean inlier test split",
+                  source=generation_metrics_with_protocol.__module__)
 def _generation(ctx: EvalContext) -> list[MetricValue]:
     if not bool(torch.isfinite(ctx.samples).all()):
         from bench.metrics.catalog import count_suffix
@@ -190,7 +191,8 @@ def _generation(ctx: EvalContext) -> list[MetricValue]:
 
 
 @METRICS.register(
-    "outlier_mode", description="share of samples the domain classifier calls outliers"
+    "outlier_mode", description="share of samples the domain classifier calls outliers",
+    source=outlier_mode_rate.__module__,
 )
 def _outlier_mode(ctx: EvalContext) -> list[MetricValue]:
     name = outlier_mode_metric_name(ctx.n_samples)
@@ -209,7 +211,8 @@ def _outlier_mode(ctx: EvalContext) -> list[MetricValue]:
     return [defined(name, outlier_mode_rate(ctx.samples.clamp(0, 1), classifier, mask), **protocol)]
 
 
-@METRICS.register("detection", description="AUROC, AUPR-in/out, FPR@95TPR of every outlier score")
+@METRICS.register("detection", description="AUROC, AUPR-in/out, FPR@95TPR of every outlier score",
+                  source=detection_metrics.__module__)
 def _detection(ctx: EvalContext) -> Measured:
     """Values, and artefact ``scores``: {mode: {"is_outlier": ..., score name: ...}}."""
     result = Measured(artefacts={"scores": {}})
@@ -225,14 +228,16 @@ def _detection(ctx: EvalContext) -> Measured:
     return result
 
 
-@METRICS.register("perplexity", description="codebook usage on the clean test split (VQ models)")
+@METRICS.register("perplexity", description="codebook usage on the clean test split (VQ models)",
+                  source=codebook_perplexities.__module__)
 def _perplexity(ctx: EvalContext) -> list[MetricValue]:
     images = ctx.data.clean_test_images
     return [defined(name, value, n_images=len(images))
             for name, value in codebook_perplexities(ctx.model, images).items()]
 
 
-@METRICS.register("reconstruction", description="recon MSE on the clean test split")
+@METRICS.register("reconstruction", description="recon MSE on the clean test split",
+                  source=reconstruction_mse.__module__)
 def _reconstruction(ctx: EvalContext) -> list[MetricValue]:
     images = ctx.data.clean_test_images
     return [defined("recon_mse_clean_test", reconstruction_mse(ctx.model, images),
