@@ -365,7 +365,7 @@ def test_every_catalog_family_has_its_floor_and_the_default_file_only_sets_level
         "fpr95": ("fpr95_transductive_split", 0.03, 0), "recon": ("recon_mse_clean_test", 0, 0.02),
         "perplexity": ("perplexity", 0, 0.05), "train": ("train_images_per_s", 0, 1.0),
         "kernel_rate": ("vectors_per_s", 0, 1.0), "compile_s": ("compile_s", 3600, 0),
-        "kernel_ratio": ("pct_gemm", 0, 0.6),
+        "kernel_ratio": ("pct_gemm", 0, 0.6), "kernel_agreement": ("agreement", 0.001, 0),
     }
     assert set(METRIC_FAMILIES.names()) == set(floors)  # a new family needs a line here
     for family, (metric, floor_abs, floor_rel) in floors.items():

@@ -112,7 +112,10 @@ def test_cli_writes_table_json_csv_markdown_figure_and_records(tmp_path, monkeyp
     first = cells["scenario"] == "kernel_n256_k16_d64_float32_plain"
     auto = cells[(cells["model"] == "auto") & first]
     assert set(auto["metric"]) == {"vectors_per_s", "gflops", "compile_s", "ratio_faiss",
-                                   "pct_gemm"}
+                                   "pct_gemm", "agreement"}
+    assert (auto.loc[auto["metric"] == "agreement", "mean"] == 1.0).all()
+    gemm = cells[cells["model"] == "gemm"]
+    assert not {"agreement", "pct_gemm"} & set(gemm["metric"])  # searches nothing
     assert (auto["n"] == 2).all() and (auto["seeds"] == "0,1").all()
     faiss = cells[cells["model"] == "faiss"]
     assert "ratio_faiss" not in set(faiss["metric"])  # no ratio of FAISS to itself
@@ -143,6 +146,18 @@ def test_kernel_gate_catches_a_fall_back_to_a_slow_backend(tmp_path, monkeypatch
     assert set(slow["outcome"]) == {"regressed"}, slow.to_string()
     other_machine = compare(baseline, candidate(0.55), tolerances)
     assert set(other_machine["outcome"]) == {"unchanged"}
+
+
+def test_kernel_gate_fails_a_search_that_returns_a_wrong_codeword():
+    """Speed is not everything: one row in 200 off the true nearest codeword regresses."""
+    def cells(agreement):
+        return aggregate(pd.DataFrame([make_record(
+            scenario="kernel_n16384_k512_d64_float32_plain", model="auto", seed=seed,
+            metric="agreement", value=agreement, status="ok", protocol={"benchmark": "kernels"})
+            for seed in range(3)]))
+
+    assert set(compare(cells(1.0), cells(1.0), load_tolerances())["outcome"]) == {"unchanged"}
+    assert set(compare(cells(1.0), cells(0.995), load_tolerances())["outcome"]) == {"regressed"}
 
 
 def test_dry_run_on_cuda_selects_gpu_contenders_without_a_gpu(monkeypatch, capsys):

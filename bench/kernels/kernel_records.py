@@ -4,9 +4,11 @@ One cell per (case, contender, repeat): ``scenario`` names the case
 (``kernel_n65536_k512_d64_float32_plain``), ``model`` the contender, ``seed`` the repeat. Metrics
 (see :mod:`bench.metrics.catalog`): ``vectors_per_s``, ``gflops``, ``compile_s`` for every
 contender; ``ratio_faiss`` and ``pct_gemm``, the same-repeat ratios the kernel-speed gate
-watches, for every contender but the one they divide by. ``protocol`` holds what makes two
-measurements comparable (shape, dtype, distance, device type, threads, timing settings); the
-CPU model and library versions go into ``device`` / ``versions`` like every record's.
+watches, for every contender but the one they divide by; ``agreement`` (the fraction of checked
+rows whose codeword is a true nearest one) for every contender that searches. ``protocol``
+holds what makes two measurements comparable (shape, dtype, distance, device type, threads,
+timing settings); the CPU model and library versions go into ``device`` / ``versions`` like
+every record's.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from pathlib import Path
 from bench.kernels.grid import Case
 from bench.records import CELLS, cell_id, make_record, write_cell
 
-METRICS = ("vectors_per_s", "gflops", "compile_s", "ratio_faiss", "pct_gemm")
+METRICS = ("vectors_per_s", "gflops", "compile_s", "ratio_faiss", "pct_gemm", "agreement")
 _DIVIDES_BY = {"ratio_faiss": "faiss", "pct_gemm": "gemm"}
+_ROW_KEY = {"agreement": "agree"}  # the timing row's name for it
 
 
 def scenario_name(case: Case) -> str:
@@ -38,16 +41,20 @@ def to_records(rows: list[dict], meta: dict) -> dict[str, list[dict]]:
             "rows_timed": row["rows_timed"],
         }
         key = cell_id(scenario, model, seed)
+        values = {metric: row[_ROW_KEY.get(metric, metric)] for metric in METRICS
+                  if _DIVIDES_BY.get(metric) != model}
+        if row["kind"] == "roofline":  # the GEMM searches nothing: no agreement to check
+            values.pop("agreement")
         cells[key] = [
             make_record(
-                scenario=scenario, model=model, seed=seed, metric=metric, value=row[metric],
-                status="ok" if row[metric] is not None else "undefined",
-                error=None if row[metric] is not None else "no faiss in this run",
+                scenario=scenario, model=model, seed=seed, metric=metric, value=value,
+                status="ok" if value is not None else "undefined",
+                error=None if value is not None else f"no {_DIVIDES_BY[metric]} in this run",
                 protocol=protocol, git_sha=meta["git_sha"], versions=meta["versions"],
                 device=meta["device"], wall_s=row["median_s"], cell_id=key,
                 timestamp=meta["timestamp"],
             )
-            for metric in METRICS if _DIVIDES_BY.get(metric) != model
+            for metric, value in values.items()
         ]
     return cells
 

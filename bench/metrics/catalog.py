@@ -14,7 +14,8 @@ Metric names carry their protocol (extractor, sample count, detection mode, scor
 - detection: ``<auroc|aupr_out|aupr_in|fpr95>_<transductive|inductive>_<score>``;
 - reconstruction: ``recon_mse_clean_test``; codebook: ``perplexity[_<codebook>]``;
 - training: ``train_images_per_s``;
-- kernels: ``vectors_per_s``, ``gflops``, ``ratio_faiss``, ``pct_gemm``, ``compile_s``.
+- kernels: ``vectors_per_s``, ``gflops``, ``ratio_faiss``, ``pct_gemm``, ``compile_s``,
+  ``agreement``.
 """
 
 from __future__ import annotations
@@ -115,6 +116,10 @@ register_metric("compile_s", r"compile_s", "kernel", "lower",
 register_metric("kernel_ratio", r"(ratio_faiss|pct_gemm)", "kernel", "higher",
                 "search throughput relative to FAISS (x) and to the same-shape GEMM (%), "
                 "timed in the same run", table="kernel", rel=0.6)
+# Correctness of a timed search: any row off the true nearest codeword is a regression.
+register_metric("kernel_agreement", r"agreement", "kernel", "higher",
+                "fraction of checked rows whose codeword is a true nearest one (float64 brute "
+                "force, near-tie tolerance)", unit="fraction", table="kernel", abs=0.001)
 
 
 def metric_family(metric: str) -> MetricFamily:
