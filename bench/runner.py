@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench import records
 from bench.cell import Cell, build_data, compute_cell, finish_cell, grid_cells
-from bench.presets import ModelSpec, Preset
+from bench.presets import Preset
 from bench.presets.checks import check_preset
 from bench.progress import CellProgress, stderr_line
 from bench.run_folder import check_same_run, remove_stale_parts, write_run_info
@@ -138,11 +138,6 @@ def _run_local(preset: Preset, todo: list[tuple[int, Cell]], run_dir: Path, *,
         finish_cell(run_dir, result, prefix, board)
         statuses[cell.id] = result.status
     return statuses
-
-
-def cell_id(scenario: str, spec: ModelSpec, seed: int) -> str:
-    """A file-name-safe id, e.g. ``mnist+fmnist@0.2__rvqvae__s0`` (:func:`records.cell_id`)."""
-    return records.cell_id(scenario, spec.display, seed)
 
 
 def _prefixed(log, prefix: str, line: str) -> None:

@@ -21,7 +21,7 @@ import math
 from collections.abc import Iterable
 from pathlib import Path
 
-from bench.records import make_record, write_cell
+from bench.records import cell_id, make_record, write_cell
 
 SETTING = "mnist+fmnist"
 EPSILONS = (0.0, 0.2, 0.4)
@@ -94,8 +94,9 @@ DETECTION = ("auroc_transductive_split", "auroc_inductive_recon", "fpr95_transdu
 RECONSTRUCTION = ("recon_mse_clean_test", "perplexity")
 
 
-def cell_id(epsilon: float, model: str, seed: int) -> str:
-    return f"{SETTING}@{epsilon:g}__{model}__s{seed}"
+def synthetic_cell_id(epsilon: float, model: str, seed: int) -> str:
+    """The id of a cell of this run (the records' own ``cell_id``)."""
+    return cell_id(f"{SETTING}@{epsilon:g}", model, seed)
 
 
 def write_synthetic_run(
@@ -113,7 +114,7 @@ def write_synthetic_run(
     for epsilon in EPSILONS:
         for model in models:
             for seed in seeds:
-                cid = cell_id(epsilon, model, seed)
+                cid = synthetic_cell_id(epsilon, model, seed)
                 if (epsilon, model, seed) in failed:
                     record = _record(epsilon, model, seed, cid, metric="cell", value=None,
                                      status="failed", protocol=None,

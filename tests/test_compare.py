@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from synthetic_run import cell_id, synthetic_mean, write_synthetic_run
+from synthetic_run import synthetic_cell_id, synthetic_mean, write_synthetic_run
 
 from bench.cli import main
 from bench.compare import (
@@ -56,7 +56,7 @@ def candidate(tmp_path, baseline_run):
 def _edit(run, epsilon, model, metric, change):
     """Apply ``change(record)`` to every seed's ``metric`` record of one scenario/model."""
     for seed in (0, 1, 2):
-        path = run / "cells" / f"{cell_id(epsilon, model, seed)}.json"
+        path = run / "cells" / f"{synthetic_cell_id(epsilon, model, seed)}.json"
         records = json.loads(path.read_text())
         for record in records:
             if record["metric"] == metric:
@@ -235,7 +235,7 @@ def test_missing_metric_and_new_metric(baseline_csv, candidate):
 
 
 def test_only_new_metrics_pass(baseline_csv, candidate):
-    path = candidate / "cells" / f"{cell_id(0.2, 'vqvae', 0)}.json"
+    path = candidate / "cells" / f"{synthetic_cell_id(0.2, 'vqvae', 0)}.json"
     records = json.loads(path.read_text())
     path.write_text(json.dumps(records + [{**records[0], "metric": "perplexity_top"}]))
     result = _compare(baseline_csv, candidate)

@@ -14,7 +14,7 @@ from scipy import stats
 from synthetic_run import (
     MODELS,
     SEEDS,
-    cell_id,
+    synthetic_cell_id,
     synthetic_mean,
     write_synthetic_run,
 )
@@ -167,7 +167,7 @@ def test_no_rows_where_the_model_or_the_reference_was_not_run(tmp_path):
     run = write_synthetic_run(tmp_path / "run", cell_files=False, models=("vqvae", "rvqvae"))
     for epsilon, model in ((0.2, "vqvae"), (0.4, "rvqvae")):
         for seed in SEEDS:
-            (run / "cells" / f"{cell_id(epsilon, model, seed)}.json").unlink()
+            (run / "cells" / f"{synthetic_cell_id(epsilon, model, seed)}.json").unlink()
     claims = paired_claims(load_results(run))
     assert set(claims["scenario"]) == {"mnist+fmnist@0"}
 

@@ -1,7 +1,7 @@
 import pytest
 
+from bench.cell import Cell
 from bench.presets import get_preset
-from bench.runner import cell_id
 from rvqvae.errors import UserError
 
 
@@ -22,7 +22,7 @@ def test_toml_preset_file(tmp_path):
     assert preset.name == "mine" and preset.seeds == (3, 4) and preset.train_size == 200
     assert preset.models[0].display == "vq-small" and preset.models[0].options == {"epochs": 1}
     scenario, seed, model = preset.cells()[1]
-    assert cell_id(scenario, model, seed) == "mnist+fmnist@0.1__vq-small__s4"
+    assert Cell(scenario, model, seed).id == "mnist+fmnist@0.1__vq-small__s4"
 
 
 def test_toml_preset_unknown_key_is_one_clear_error(tmp_path):

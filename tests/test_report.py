@@ -14,7 +14,7 @@ from synthetic_run import (
     MODELS,
     SEEDS,
     UNDEFINED_REASON,
-    cell_id,
+    synthetic_cell_id,
     synthetic_mean,
     synthetic_spread,
     synthetic_value,
@@ -154,7 +154,7 @@ def test_partly_and_wholly_failed_cells(tmp_path):
 def test_a_model_not_run_in_a_column_shows_a_dash(tmp_path):
     run = _records_run(tmp_path, models=("vqvae", "rvqvae"))
     for seed in SEEDS:
-        (run / "cells" / f"{cell_id(0.4, 'rvqvae', seed)}.json").unlink()
+        (run / "cells" / f"{synthetic_cell_id(0.4, 'rvqvae', seed)}.json").unlink()
     table = build_tables(aggregate(load_results(run)))[0]
     assert table.text.loc["rvqvae", ("fid_domain_2k", "0.4")] == "–"
 
@@ -185,7 +185,8 @@ def _with_protocol(record, **changes):
 
 def test_mixed_protocols_in_one_cell_are_refused_naming_cell_and_key(tmp_path, capsys):
     run = _records_run(tmp_path, models=("vqvae",))
-    _edit_cell(run, cell_id(0.2, "vqvae", 1), lambda r: _with_protocol(r, n_samples=10000))
+    _edit_cell(run, synthetic_cell_id(0.2, "vqvae", 1),
+               lambda r: _with_protocol(r, n_samples=10000))
     with pytest.raises(UserError) as caught:
         aggregate(load_results(run))
     message = str(caught.value)
@@ -203,7 +204,8 @@ def test_compare_fails_only_the_cell_whose_seeds_disagree(tmp_path, capsys):
 
     baseline = _records_run(tmp_path / "base", models=("vqvae",))
     run = _records_run(tmp_path / "cand", models=("vqvae",))
-    _edit_cell(run, cell_id(0.2, "vqvae", 1), lambda r: _with_protocol(r, reference_digest="x"))
+    _edit_cell(run, synthetic_cell_id(0.2, "vqvae", 1),
+               lambda r: _with_protocol(r, reference_digest="x"))
     result = compare(load_cells(baseline), load_cells(run))
     flagged = result[result["outcome"] == "protocol"]
     assert exit_status(result) == 1
@@ -218,7 +220,7 @@ def test_a_legacy_per_seed_kid_seed_does_not_split_a_cell(tmp_path):
     """Records once carried KID's subset seed (= the cell seed) in their protocol."""
     run = _records_run(tmp_path, models=("vqvae",))
     for seed in (0, 1, 2):
-        _edit_cell(run, cell_id(0.2, "vqvae", seed),
+        _edit_cell(run, synthetic_cell_id(0.2, "vqvae", seed),
                    lambda r, s=seed: _with_protocol(r, kid_seed=s))
     table = aggregate(load_results(run))
     fid = table[(table["metric"] == "fid_domain_2k") & (table["scenario"] == "mnist+fmnist@0.2")]
@@ -227,7 +229,7 @@ def test_a_legacy_per_seed_kid_seed_does_not_split_a_cell(tmp_path):
 
 def test_protocol_difference_lists_every_differing_key_and_absent_ones(tmp_path):
     run = _records_run(tmp_path, models=("vqvae",))
-    _edit_cell(run, cell_id(0, "vqvae", 2),
+    _edit_cell(run, synthetic_cell_id(0, "vqvae", 2),
                lambda r: _with_protocol(r, extractor="inception", metric_code_version=2,
                                         extra=True))
     with pytest.raises(UserError, match=r"\(extra: <absent> vs true; extractor: domain vs "
@@ -238,7 +240,7 @@ def test_protocol_difference_lists_every_differing_key_and_absent_ones(tmp_path)
 
 def test_a_seed_recorded_twice_is_refused(tmp_path):
     run = _records_run(tmp_path, models=("vqvae",))
-    source = run / "cells" / f"{cell_id(0, 'vqvae', 0)}.json"
+    source = run / "cells" / f"{synthetic_cell_id(0, 'vqvae', 0)}.json"
     (run / "cells" / "copy-of-seed-0.json").write_text(source.read_text())
     with pytest.raises(UserError, match="vqvae / fid_domain_2k has seed 0 recorded more than once"):
         aggregate(load_results(run))
