@@ -8,6 +8,10 @@ weights) is tested with every other CPU backend in ``test_quantize.py``.
 from __future__ import annotations
 
 import json
+import os
+import platform
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -173,3 +177,40 @@ def test_a_compiler_without_openmp_builds_the_thread_fallback_with_equal_results
     got = fused_cpu.nearest_fused(x, codebook, weights, blocking=(256, 4), threads=2)
     assert len(list((tmp_path / "home").rglob("*.so"))) == 1
     assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+
+
+FUSED_SCRIPT = """
+import sys, torch
+from rvqvae.quantize import fused_cpu
+problems = torch.load(sys.argv[1])
+print(fused_cpu.library().rvq_fused_vector_bytes(), fused_cpu.tile_shape(torch.float32))
+torch.save([fused_cpu.nearest_fused(x, e, w, threads=2) for x, e, w in problems], sys.argv[2])
+"""
+
+
+@pytest.mark.parametrize("march, vector_bytes", [("x86-64-v3", 32), ("x86-64", 16)])
+def test_the_avx2_and_sse2_kernels_agree_with_brute_force_on_this_machine(march, vector_bytes,
+                                                                         tmp_path):
+    """The other instruction sets' code paths (6 x 16 and 4 x 8 float tiles), built for an
+    older x86-64 level and run here: the same answers as float64 brute force."""
+    if platform.machine() != "x86_64":
+        pytest.skip("x86-64 instruction-set levels")
+    problems = []
+    for n, k, d in [(37, 5, 3), (501, 130, 64), (64, 33, 17)]:
+        for dtype in (torch.float32, torch.float64):
+            x, codebook, weights = problem(n, k, d, dtype)
+            problems.append((x, codebook, weights if d > 3 else None))
+    torch.save(problems, tmp_path / "in.pt")
+    env = dict(os.environ, RVQVAE_FUSED_MARCH=march,
+               RVQVAE_HOME=str(tmp_path / "home"))
+    done = subprocess.run([sys.executable, "-c", FUSED_SCRIPT, str(tmp_path / "in.pt"),
+                           str(tmp_path / "out.pt")], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[0] == str(vector_bytes)  # really the other instruction set
+    for (x, codebook, weights), (indices, distances) in zip(
+            problems, torch.load(tmp_path / "out.pt"), strict=True):
+        truth = reference_nearest(x.double(), codebook.double(),
+                                  None if weights is None else weights.double())
+        assert torch.equal(indices, truth[0])
+        torch.testing.assert_close(distances.double(), truth[1], rtol=1e-5, atol=1e-6)

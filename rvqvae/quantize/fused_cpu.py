@@ -38,9 +38,11 @@ from rvqvae.errors import UserError
 from rvqvae.quantize.chunked import CodebookPlan, compute_dtype
 
 SOURCE = Path(__file__).with_name("fused_cpu.cpp")
-FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-pthread", "-fopenmp")
-"""``-fopenmp``: torch's own libgomp (same soname, loaded first) then runs the threads; a compiler
-without OpenMP gets a second try without it (threads from ``std::thread``)."""
+FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-fopenmp")
+"""With ``-march=<$RVQVAE_FUSED_MARCH or native>``. ``-fopenmp``: torch's own libgomp (same
+soname, loaded first) then runs the threads; a compiler without OpenMP gets a second try
+without it (threads from ``std::thread``). ``RVQVAE_FUSED_MARCH=x86-64-v3`` (AVX2) or
+``x86-64`` (SSE2) builds another instruction set's kernel, e.g. to test it on this machine."""
 COMPILERS = ("g++", "c++", "clang++")
 
 
@@ -155,17 +157,18 @@ def _load(path: Path) -> ctypes.CDLL:
 def build() -> Path:
     """Compile ``fused_cpu.cpp`` for this CPU unless a matching build exists; return its path."""
     compiler = find_compiler()
+    flags = (f"-march={os.environ.get('RVQVAE_FUSED_MARCH') or 'native'}", *FLAGS)
     identity = "\n".join([
-        SOURCE.read_text(), compiler, _compiler_version(compiler), " ".join(FLAGS), cpu_identity(),
+        SOURCE.read_text(), compiler, _compiler_version(compiler), " ".join(flags), cpu_identity(),
     ])
     digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
     target = build_dir() / f"fused_cpu-{digest}.so"
     if target.exists():
         return target
     with atomic_path(target) as tmp:
-        done = _compile(compiler, FLAGS, tmp)
+        done = _compile(compiler, flags, tmp)
         if done.returncode != 0:  # e.g. clang without libomp: build with std::thread instead
-            done = _compile(compiler, tuple(f for f in FLAGS if f != "-fopenmp"), tmp)
+            done = _compile(compiler, tuple(f for f in flags if f != "-fopenmp"), tmp)
         if done.returncode != 0:
             tail = " ".join(done.stderr.strip().splitlines()[-3:])[:400]
             raise KernelBuildError(
