@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -87,6 +88,25 @@ def write_run_info(preset, run_dir: Path) -> None:
     command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
     info = {**grid_of(preset), **provenance(preset.device), "command": command}
     atomic_write_text(Path(run_dir) / RUN_INFO, json.dumps(info, indent=1, default=str) + "\n")
+
+
+def check_writable(folder: str | os.PathLike, option: str = "--out") -> Path:
+    """``folder`` (given as ``option``) is a folder this process can write into, or can be
+    created as one; else one :class:`UserError` saying why. Creates nothing: commands call it
+    before any work, so a bad ``--out`` never costs a finished run or grid its results."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{option} {folder} is a file, not a folder; pass a folder path (it is "
+                        f"created if missing)")
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"{option} {folder} cannot be created: {existing} is a file; pass "
+                        f"another {option}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {folder} cannot be written: {existing} is read-only (a "
+                        f"read-only file system or no permission); pass another {option} on a "
+                        f"writable disk")
+    return folder
 
 
 def remove_stale_parts(run_dir: Path, log: Callable[[str], None]) -> int:

@@ -8,6 +8,9 @@ import types
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from out_folders import WHERE, unwritable_out
 
 from bench import cli
 from bench.compare import compare, load_cells, load_tolerances
@@ -180,7 +183,7 @@ def test_dry_run_on_cuda_selects_gpu_contenders_without_a_gpu(monkeypatch, capsy
 @pytest.mark.parametrize("argv, message", [
     (["--repeats", "0"], "--repeats must be >= 1, got 0"),
     (["--threads", "0"], "--threads must be >= 1, got 0"),
-    (["--min-run-time", "0"], "--min-run-time must be > 0 seconds, got 0.0"),
+    (["--min-run-time", "0"], "--min-run-time must be a finite number in (0, 60] seconds, got 0.0"),
     (["--grid", "huge"], "kernel grid 'huge' is unknown; known: ci, full, quick"),
     (["--only", "fast"], "contender 'fast' is unknown or unavailable on cpu"),
 ])
@@ -189,3 +192,85 @@ def test_bad_arguments_are_one_line_before_anything_runs(argv, message, tmp_path
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and message in error[0]
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------ --out and numbers checked first (issue #22)
+
+def _no_timing(monkeypatch):
+    """Fail the test if any case would be timed."""
+    import bench.kernels.timing
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the grid was timed although an argument is bad")
+
+    monkeypatch.setattr(bench.kernels.timing, "run_grid", forbidden)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--min-run-time", "inf"], "--min-run-time must be a finite number in (0, 60] seconds, got "
+                                "inf (each contender is timed at least this long per case and "
+                                "round)"),
+    (["--min-run-time", "nan"], "--min-run-time must be a finite number in (0, 60] seconds, got "
+                                "nan"),
+    (["--rounds", "1000000"], "--rounds must be an integer in [1, 100], got 1000000 (each case "
+                              "is timed once per round and contender)"),
+    (["--threads", "100000"], "--threads must be an integer in [1, "),
+])
+def test_unbounded_numbers_are_refused_before_any_timing(argv, message, tmp_path, capsys,
+                                                         monkeypatch):
+    """``--min-run-time inf`` passed the ``> 0`` check and never ended."""
+    _no_timing(monkeypatch)
+    assert cli.main(["kernels", "--out", str(tmp_path / "out"), *argv]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith(f"rvqvae-bench: error: {message}")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_an_unwritable_out_is_refused_before_any_timing(where, tmp_path, capsys, monkeypatch):
+    """``kernels --out FILE`` timed the whole grid, then died with FileExistsError."""
+    _no_timing(monkeypatch)
+    out, expected = unwritable_out(tmp_path, where, monkeypatch)
+    assert cli.main(["kernels", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == expected
+
+
+TYPED = st.one_of(st.integers(-2**70, 2**70).map(str), st.integers(-2, 150).map(str),
+                  st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                  st.sampled_from(["inf", "-inf", "nan", "1e309", "9" * 40, "", "x"]))
+KERNEL_OPTIONS = ("--min-run-time", "--repeats", "--rounds", "--threads")
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(option=st.sampled_from(KERNEL_OPTIONS), text=TYPED)
+def test_fuzzed_kernel_numbers_are_refused_in_one_line_before_any_timing(
+        tmp_path, capsys, monkeypatch, option, text):
+    """Every numeric option, any size, inf and nan: argparse's usage error, one
+    ``rvqvae-bench: error:`` line, or (within its bound) the timing starts."""
+    import os
+
+    import bench.kernels.timing
+
+    class Timed(Exception):
+        pass
+
+    def timed(*args, **kwargs):
+        raise Timed
+
+    monkeypatch.setattr(bench.kernels.timing, "run_grid", timed)
+    out = tmp_path / "out"
+    try:
+        status = cli.main(["kernels", "--grid", "ci", "--out", str(out), f"{option}={text}"])
+    except SystemExit as exit_:
+        assert exit_.code == 2 and "invalid" in capsys.readouterr().err
+    except Timed:
+        value = float(text)
+        high = {"--min-run-time": 60, "--repeats": 100, "--rounds": 100,
+                "--threads": os.cpu_count()}[option]
+        assert 0 < value <= high and (option == "--min-run-time" or value == int(value))
+    else:
+        error = capsys.readouterr().err
+        assert status == 2 and error.startswith("rvqvae-bench: error: --")
+        assert error.count("\n") == 1
+    assert not out.exists()

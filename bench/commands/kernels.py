@@ -14,6 +14,13 @@ import time
 from rvqvae.errors import UserError
 
 DEFAULT_OUT = "runs/kernels"  # results/kernels is curated: only `tox -e bench` refreshes it
+#: option -> (largest value, why): a grid is timed repeats x rounds x min-run-time per case and
+#: contender, so these keep a run within hours
+LIMITS = {
+    "min_run_time": (60.0, "each contender is timed at least this long per case and round"),
+    "repeats": (100, "the whole grid is timed once per repeat"),
+    "rounds": (100, "each case is timed once per round and contender"),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,16 +58,13 @@ def run(args: argparse.Namespace) -> int:
     from bench.kernels.kernel_table import results_table, write_outputs
     from bench.kernels.timing import run_grid, select
     from bench.provenance import provenance
+    from bench.run_folder import check_writable
     from rvqvae.quantize import auto_backend_name
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda needs a CUDA GPU and none is visible; use --device cpu")
-    for name in ("threads", "repeats", "rounds"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UserError(f"--{name} must be >= 1, got {value}")
-    if not args.min_run_time > 0:
-        raise UserError(f"--min-run-time must be > 0 seconds, got {args.min_run_time}")
+    _check_numbers(args)
+    check_writable(args.out)  # before the timing: a grid's results are never lost to --out
     cases = grid(args.grid)
     only = args.only.split(",") if args.only else None
     if args.dry_run:
@@ -93,6 +97,25 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {', '.join(files)} and {cells} record cells under {args.out}/cells",
           file=sys.stderr)
     return 0
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Every numeric option finite and within its bound (:data:`LIMITS`), else a UserError."""
+    import os
+
+    from bench.bounds import bounded
+
+    for name in ("threads", "repeats", "rounds"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name} must be >= 1, got {value}")
+    cpus = os.cpu_count() or 1
+    for name, (high, why) in {**LIMITS, "threads": (cpus, f"this machine has {cpus}")}.items():
+        value, seconds = getattr(args, name), name == "min_run_time"
+        if value is not None:
+            bounded(f"--{name.replace('_', '-')}", value, low=0 if seconds else 1, high=high,
+                    low_open=seconds, integer=not seconds, unit=" seconds" if seconds else "",
+                    why=why)
 
 
 def _command(args: argparse.Namespace, threads: int) -> str:
