@@ -24,14 +24,18 @@ others).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import math
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.bounds import bounded
 from bench.cell import Cell, CellResult, build_data, compute_cell, failed_result, finish_cell
 from bench.presets import Preset
 from bench.presets.checks import sized_scenario
@@ -41,6 +45,7 @@ from rvqvae.errors import UserError
 # Test-only fault injection: "<cell id>:<marker file>" kills the worker (SIGKILL) on the first
 # attempt of that cell (the marker records that the attempt happened).
 KILL_HOOK = "RVQVAE_TEST_KILL_FIRST_ATTEMPT"
+MAX_RETRIES = 100
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ def check_options(options: RayOptions, preset: Preset) -> None:
     if isinstance(options.cpus_per_cell, bool) or options.cpus_per_cell < 1:
         raise UserError(f"--cpus-per-cell must be an integer >= 1, got {options.cpus_per_cell}")
     gpus = options.gpus(preset)
-    if gpus < 0 or (gpus > 1 and gpus != int(gpus)):
+    if not math.isfinite(gpus) or gpus < 0 or (gpus > 1 and gpus != int(gpus)):
         raise UserError(f"--gpus-per-cell must be a fraction in (0, 1] or a whole number, "
                         f"got {gpus}")
     if gpus > 0 and not preset.device.startswith("cuda"):
@@ -81,6 +86,8 @@ def check_options(options: RayOptions, preset: Preset) -> None:
                         f"would not use the GPU; add --device cuda")
     if options.max_retries < 0:
         raise UserError(f"--max-retries must be >= 0, got {options.max_retries}")
+    bounded("--max-retries", options.max_retries, low=0, high=MAX_RETRIES, integer=True,
+            why="each retry reruns a cell whose worker died")
 
 
 def run_on_ray(preset: Preset, todo: list[tuple[int, Cell]], run_dir: Path, *,
@@ -92,13 +99,8 @@ def run_on_ray(preset: Preset, todo: list[tuple[int, Cell]], run_dir: Path, *,
     Returns each cell id's status (``ok`` or ``failed``).
     """
     ray = import_ray()
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=options.address, include_dashboard=False, log_to_driver=progress,
-                 logging_level=logging.WARNING)
     statuses: dict[str, str] = {}
-    try:
-        _check_cluster(ray, options, preset)
+    with connected(options, preset, progress=progress):
         task = ray.remote(_cell_task).options(
             num_cpus=options.cpus_per_cell, num_gpus=options.gpus(preset),
             max_retries=options.max_retries, retry_exceptions=False)
@@ -128,10 +130,26 @@ def run_on_ray(preset: Preset, todo: list[tuple[int, Cell]], run_dir: Path, *,
             statuses[cell.id] = result.status
             if len(pending) >= slots:
                 board.started()  # a queued cell takes the freed slot
+    return statuses
+
+
+@contextlib.contextmanager
+def connected(options: RayOptions, preset: Preset, *, progress: bool = True) -> Iterator[None]:
+    """Ray started (or joined) for the block, its cluster checked against ``options`` first:
+    more CPUs or GPUs per cell than it has is a :class:`UserError`. The runner enters this
+    before it takes the run folder, so that error comes before anything is written. Nested
+    uses share the first one's Ray; the one that started Ray shuts it down."""
+    ray = import_ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=options.address, include_dashboard=False, log_to_driver=progress,
+                 logging_level=logging.WARNING)
+    try:
+        _check_cluster(ray, options, preset)
+        yield
     finally:
         if started_here:
             ray.shutdown()
-    return statuses
 
 
 def _cell_task(preset: Preset, cell: Cell, scenario, data, threads: int,

@@ -14,7 +14,9 @@ Guarantees:
   a lock held from another host is never taken over (its pid cannot be checked from here):
   remove it by hand when you know that run is gone;
 - the lock is released (its file removed) when the ``with`` block ends, also on an exception,
-  but only if the file is still this process's own lock.
+  but only if the file is still this process's own lock;
+- a folder that cannot be written (a file, a read-only file system) is one :class:`UserError`
+  before anything is created (:func:`bench.run_folder.check_writable`).
 
 Used by the local runner; any other executor driving a run folder takes the same lock.
 """
@@ -30,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from bench.run_folder import check_writable
 from rvqvae.errors import UserError
 
 LOCK_NAME = ".lock"
@@ -44,8 +47,11 @@ class RunLocked(UserError):
 def run_lock(run_dir: str | os.PathLike,
              log: Callable[[str], None] | None = None) -> Iterator[Path]:
     """Hold ``RUN_DIR/.lock`` for the duration of the block; yields the lock file's path."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = check_writable(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # e.g. made read-only since the check
+        raise _unwritable(run_dir, error) from None
     path = run_dir / LOCK_NAME
     token = acquire(path, log=log)
     try:
@@ -77,6 +83,8 @@ def acquire(path: Path, *, log: Callable[[str], None] | None = None) -> str:
                 f"run folder {path.parent} is in use by {_describe(other)} (lock file {path}); "
                 f"wait for it to finish, or delete the lock file if that process is gone"
             ) from None
+        except OSError as error:  # read-only file system, no permission, disk full
+            raise _unwritable(path.parent, error) from None
         with os.fdopen(fd, "w") as handle:
             handle.write(json.dumps(holder) + "\n")
         return holder["token"]
@@ -127,6 +135,11 @@ def _is_stale(holder: dict) -> bool:
     except OSError as error:
         return error.errno == errno.ESRCH
     return False
+
+
+def _unwritable(run_dir: Path, error: OSError) -> UserError:
+    return UserError(f"cannot write into the run folder {run_dir} ({error.strerror or error}); "
+                     f"pass another --out on a writable disk")
 
 
 def _describe(holder: dict) -> str:

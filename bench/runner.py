@@ -14,6 +14,7 @@ writes (by this process only) and the progress bar.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from bench.cell import Cell, build_data, compute_cell, finish_cell, grid_cells
 from bench.presets import Preset
 from bench.presets.checks import check_preset
 from bench.progress import CellProgress, stderr_line
-from bench.run_folder import check_same_run, remove_stale_parts, write_run_info
+from bench.run_folder import check_same_run, check_writable, remove_stale_parts, write_run_info
 from bench.run_lock import run_lock
 
 EXECUTORS = ("local", "ray")
@@ -74,17 +75,20 @@ def run_preset(
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    cluster = contextlib.nullcontext()
     if executor == "ray":
-        from bench.ray_executor import RayOptions, check_options, import_ray
+        from bench.ray_executor import RayOptions, check_options, connected, import_ray
 
         import_ray()
         ray_options = ray_options or RayOptions()
         check_options(ray_options, preset)
+        cluster = connected(ray_options, preset, progress=progress)
     # with Ray the GPUs are the cluster's, checked when it is reached
     check_preset(preset, gpu_here=executor == "local")
-    run_dir = Path(run_dir)
+    run_dir = check_writable(run_dir)
     log = log or stderr_line
-    with run_lock(run_dir, log=log):
+    # Ray's cluster is checked (enough CPUs and GPUs per cell) before the folder is touched
+    with cluster, run_lock(run_dir, log=log):
         check_same_run(preset, run_dir)
         remove_stale_parts(run_dir, log)
         write_run_info(preset, run_dir)

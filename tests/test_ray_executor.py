@@ -160,3 +160,33 @@ def test_without_ray_installed_the_error_names_the_extra(tmp_path, monkeypatch):
     with pytest.raises(UserError, match=r"pip install 'rvqvae-bench\[ray\]'"):
         runner.run_preset(_preset("x"), tmp_path, executor="ray", **QUIET)
     assert not tmp_path.joinpath("run.json").exists()
+
+
+def test_more_cpus_per_cell_than_the_cluster_has_is_refused_before_the_folder(
+        real_data, tmp_path, capsys, ray_cluster):
+    """``--cpus-per-cell 4`` on 2 CPUs: the error came after run.json and the folder were
+    written (the cluster was checked inside the run lock)."""
+    status = main(["run", "--preset", "smoke", "--out", str(tmp_path / "run"),
+                   "--executor", "ray", "--cpus-per-cell", "4"])
+    assert status == 2
+    assert capsys.readouterr().err == ("rvqvae-bench: error: local Ray has 2 CPUs, fewer than "
+                                       "--cpus-per-cell 4\n")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--gpus-per-cell", "inf"], "--gpus-per-cell must be a fraction in (0, 1] or a whole number, "
+                                 "got inf"),
+    (["--gpus-per-cell", "nan"], "--gpus-per-cell must be a fraction in (0, 1] or a whole number, "
+                                 "got nan"),
+    (["--max-retries", "1000000000000"], "--max-retries must be an integer in [0, 100], got "
+                                         "1000000000000 (each retry reruns a cell whose worker "
+                                         "died)"),
+])
+def test_infinite_and_huge_ray_options_are_one_line(real_data, tmp_path, capsys, argv, message):
+    pytest.importorskip("ray")
+    status = main(["run", "--preset", "smoke", "--out", str(tmp_path / "run"),
+                   "--executor", "ray", *argv])
+    assert status == 2
+    assert capsys.readouterr().err == f"rvqvae-bench: error: {message}\n"
+    assert not (tmp_path / "run").exists()

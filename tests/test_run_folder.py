@@ -11,6 +11,7 @@ import threading
 
 import pytest
 import torch
+from out_folders import WHERE, unwritable_out
 
 import bench.cell
 import bench.runner as runner
@@ -225,3 +226,49 @@ def test_of_two_takers_of_a_stale_lock_exactly_one_wins(tmp_path):
         assert len(winners) == 1 and read_holder(tmp_path / ".lock")["token"] == winners[0]
         (tmp_path / ".lock").unlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------- an --out that cannot be written (issue #22)
+
+@pytest.mark.parametrize("command", ["run", "report"])
+@pytest.mark.parametrize("where", WHERE)
+def test_an_unwritable_out_is_one_line_and_nothing_is_written(real_data, tmp_path, capsys,
+                                                             monkeypatch, fake_cells, command,
+                                                             where):
+    """``run --out`` / ``report --out`` on an existing file or a read-only file system gave a
+    traceback (from run_lock.py's mkdir, or the report's temporary folder)."""
+    from synthetic_run import write_synthetic_run
+
+    out, expected = unwritable_out(tmp_path, where, monkeypatch)
+    if command == "run":
+        argv = ["run", "--scenario", "mnist+fmnist@0.25", "--model", "vqvae", "--n-samples",
+                "32", "--train-size", "64"]
+    else:
+        run = write_synthetic_run(tmp_path / "synthetic", cell_files=False, models=("vqvae",),
+                                  seeds=(0,))
+        argv = ["report", str(run), "--no-figures"]
+    before = sorted(tmp_path.rglob("*"))
+    assert main([*argv, "--out", str(out)]) == 2
+    assert capsys.readouterr().err == expected
+    assert sorted(tmp_path.rglob("*")) == before
+    assert not fake_cells[1]  # no cell ran
+
+
+def test_a_lock_file_that_cannot_be_created_is_one_user_error(tmp_path, monkeypatch):
+    """The folder passed the check, then the disk refused the lock file (e.g. it was remounted
+    read-only): one UserError naming the folder, not an OSError traceback."""
+    import errno
+
+    real_open = os.open
+
+    def refusing_open(path, *args, **kwargs):
+        if str(path).endswith(".lock"):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    with pytest.raises(UserError) as caught, run_lock(tmp_path / "run"):
+        pass
+    assert str(caught.value) == (f"cannot write into the run folder {tmp_path / 'run'} "
+                                 f"(Read-only file system); pass another --out on a writable "
+                                 f"disk")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +24,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from bench.report import write_report
 
-    out = write_report(args.run_dir, args.out, figures=args.figures, reference=args.reference)
+    with _writable_report(args.out):
+        out = write_report(args.run_dir, args.out, figures=args.figures, reference=args.reference)
     print(f"report written: {out / 'README.md'}")
     return 0
+
+@contextlib.contextmanager
+def _writable_report(out: str | None):
+    """``--out`` checked before anything is read (a file, a read-only disk: one line), and a
+    report folder that cannot be written one :class:`UserError`, not a traceback."""
+    from bench.run_folder import check_writable
+    from rvqvae.errors import UserError
+
+    if out is not None:
+        check_writable(out)
+        check_writable(Path(out).absolute().parent)
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC):
+            raise
+        raise UserError(f"{error.filename or out}: {error.strerror}; the report needs a "
+                        f"writable folder: pass --out DIR on a writable disk") from None
