@@ -199,8 +199,8 @@ def test_corrupt_cached_file_names_file_hashes_and_remedy(home, toy_files):
     expected_message = (
         f"{folder / 'train-images-idx3-ubyte'} is corrupt or a different version: sha256 "
         f"{hashlib.sha256(bytes(corrupt)).hexdigest()}, expected "
-        f"{SHA256['mnist']['train-images-idx3-ubyte']}; delete it and run: "
-        "rvqvae-bench data fetch mnist"
+        f"{SHA256['mnist']['train-images-idx3-ubyte']}; run: "
+        "rvqvae-bench data fetch --force mnist"
     )
     with pytest.raises(UserError) as error:
         fetch(["mnist"], quiet=True, sources=[])
@@ -410,3 +410,48 @@ def test_debian_without_package_lists_says_to_run_apt_get_update(home, tmp_path,
         "dataset-fashion-mnist (the apt package lists are missing: run `apt-get update` as root "
         "once). Remedies: `apt-get install dataset-fashion-mnist`" in str(error.value)
     )
+
+
+def test_two_corrupt_files_are_named_together_and_fetch_force_repairs_them(
+        real_data, tmp_path, monkeypatch, capsys):
+    """Two corrupted files: fetch named only the first (fixing it revealed the second), never
+    suggested --force, ``data list`` said both datasets were available, and the next run
+    failed its cells instead of refusing to start."""
+    home = tmp_path / "home"
+    for name in ("mnist", "fmnist"):
+        shutil.copytree(real_data / "data" / name, home / "data" / name)
+    monkeypatch.setenv("RVQVAE_HOME", str(home))
+    broken = [home / "data" / "mnist" / "t10k-labels-idx1-ubyte",
+              home / "data" / "fmnist" / "train-labels-idx1-ubyte"]
+    for path in broken:
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 0xFF
+        path.write_bytes(bytes(data))
+    expected = (f"rvqvae-bench: error: 2 cached data files are corrupt or a different version "
+                f"(wrong sha256): {broken[0]}, {broken[1]}; run: rvqvae-bench data fetch "
+                f"--force mnist fmnist\n")
+    assert main(["data", "fetch"]) == 2
+    assert capsys.readouterr().err == expected
+    assert main(["data", "list", "--json"]) == 0
+    listed = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    for name, path in zip(("mnist", "fmnist"), broken, strict=True):
+        assert not listed[name]["available"] and listed[name]["corrupt"] == [str(path)]
+    assert main(["data", "list"]) == 0
+    assert "no: 1 corrupt file(s); run: rvqvae-bench data fetch --force mnist" in \
+        capsys.readouterr().out
+    argv = ["run", "--scenario", "mnist+fmnist@0.2", "--model", "vqvae",
+            "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == expected
+    assert not (tmp_path / "run").exists()
+    good = Source("good", ("mnist", "fmnist"), _copies_of(real_data), "")
+    fetch(["mnist", "fmnist"], quiet=True, force=True, sources=[good])
+    assert main(["data", "fetch"]) == 0  # both repaired from the cache alone
+
+
+def _copies_of(real_data):
+    @contextlib.contextmanager
+    def open_copies(dataset, workdir):
+        yield {file: (lambda f=file: open(real_data / "data" / dataset / f, "rb"))
+               for file in IDX_FILES}
+    return open_copies

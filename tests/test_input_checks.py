@@ -178,3 +178,79 @@ def test_fuzzed_scenario_files_give_scenarios_or_a_user_error(real_data, tmp_pat
         load_scenario_file(path, register=False)
     except UserError:
         pass
+
+
+# ------------------------------------------- sizes and numbers nobody named yet (issue #22)
+
+@pytest.mark.parametrize("how", ["toml", "command line"])
+def test_an_absurd_sample_count_is_refused_before_the_run_folder(real_data, tmp_path, capsys,
+                                                                 no_cells, how):
+    """``n_samples = 1000000000`` trained, then evaluated with no end, leaving run.json and
+    .lock behind."""
+    path = tmp_path / "huge.toml"
+    path.write_text('scenarios = ["mnist+fmnist@0.2"]\nmodels = ["vqvae"]\n'
+                    'n_samples = 1000000000\n')
+    argv = (["run", "--preset", str(path)] if how == "toml"
+            else [*ADHOC, "--n-samples", "1000000000"])
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    name = "huge" if how == "toml" else "adhoc"
+    assert err == (f"rvqvae-bench: error: preset '{name}': n_samples must be <= 100000, got "
+                   f"1000000000: a cell holds its samples in memory at once (3.14e+03 GB of "
+                   f"float32 images here), and FID's customary 50000 samples fit the bound\n")
+    assert not (tmp_path / "run").exists()
+
+
+class Reached(Exception):
+    """The command got past every check to where work starts (the test stops it there)."""
+
+
+def _stop(*args, **kwargs):
+    raise Reached
+
+
+#: an option's value as typed: any size of integer, any float (inf, nan), or not a number
+TYPED_NUMBERS = st.one_of(
+    st.integers(-2**70, 2**70).map(str), st.integers(-3, 12).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["inf", "-inf", "nan", "1e309", "9" * 40, "0x10", "", "two"]))
+RUN_OPTIONS = ("--epochs", "--n-samples", "--train-size", "--seeds", "--cpus-per-cell",
+               "--gpus-per-cell", "--max-retries")
+NUMBER_FUZZ = settings(max_examples=30, deadline=None,
+                       suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@NUMBER_FUZZ
+@given(option=st.sampled_from(RUN_OPTIONS), text=TYPED_NUMBERS)
+def test_fuzzed_run_numbers_are_refused_in_one_line_before_anything_runs(
+        real_data, tmp_path, capsys, monkeypatch, option, text):
+    """Every numeric option of ``run``, with huge values, inf and nan: argparse's usage error,
+    or one ``rvqvae-bench: error:`` line, or (a value within its bounds) the run goes ahead;
+    the run folder is never created before that. Ray options go to a fake 2-CPU cluster."""
+    import types
+
+    import bench.ray_executor
+    import bench.runner
+
+    cluster = types.SimpleNamespace(is_initialized=lambda: True,
+                                    cluster_resources=lambda: {"CPU": 2.0})
+    monkeypatch.setattr(bench.ray_executor, "import_ray", lambda: cluster)
+    monkeypatch.setattr(bench.runner, "run_lock", _stop)
+    ray = ["--executor", "ray"] if option in RUN_OPTIONS[4:] else []
+    out = tmp_path / "run"
+    try:
+        status = main([*ADHOC, *ray, f"{option}={text}", "--out", str(out)])
+    except SystemExit as exit_:  # argparse: not a number of the option's type
+        assert exit_.code == 2 and "invalid" in capsys.readouterr().err
+    except Reached:
+        value = float(text)
+        least = 0 if option in ("--seeds", "--gpus-per-cell", "--max-retries") else 1
+        assert value == int(value) >= least
+        bound = {"--epochs": 10_000, "--n-samples": 100_000, "--train-size": 60_000 / 0.8,
+                 "--seeds": 2**32 - 1, "--cpus-per-cell": 2, "--gpus-per-cell": 0,
+                 "--max-retries": 100}[option]
+        assert value <= bound
+    else:
+        err = capsys.readouterr().err
+        assert status == 2 and err.startswith("rvqvae-bench: error: ") and err.count("\n") == 1
+    assert not out.exists()

