@@ -128,3 +128,98 @@ def test_fuzzed_nearest_backends_agree_or_all_reject(n, k, d, dtype, weighted, d
         assert indices.dtype == torch.int64 and distances.dtype == dtype
         chosen = exact.gather(1, indices[:, None])[:, 0] if n else best
         assert torch.all(chosen - best <= 1e-5 * scale)  # a (near-)minimum, never garbage
+
+
+# ---------------------------------------------------- gradients, half types, overflow (#22)
+
+ALL_CPU = ["auto", *CPU_BACKENDS, *(["compiled"] if "compiled" in available_backends("cpu")
+                                    else [])]
+
+
+@pytest.mark.parametrize("backend", ALL_CPU)
+@pytest.mark.parametrize("where", ["x", "codebook", "weights"])
+def test_nearest_refuses_inputs_that_require_grad_on_every_backend(backend, where):
+    """chunked and compiled raised a raw autograd RuntimeError, fused/auto/torch-cdist answered
+    (only cdist's distances carried a gradient): now one ValueError before any backend runs."""
+    inputs = {"x": torch.rand(5, 3), "codebook": torch.rand(4, 3), "weights": torch.rand(3)}
+    inputs[where].requires_grad_()
+    with pytest.raises(ValueError, match=rf"^{where} requires grad, but a nearest-codeword "
+                                         rf"search has no gradient on any backend; pass "
+                                         rf"{where}\.detach\(\)"):
+        nearest(inputs["x"], inputs["codebook"], inputs["weights"], backend=backend)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_half_types_give_the_same_answer_on_every_backend(dtype, weighted):
+    """torch-cdist raised NotImplementedError on float16/bfloat16 where the others worked."""
+    generator = torch.Generator().manual_seed(0)
+    x, codebook = (torch.randn(shape, generator=generator).to(dtype) for shape in ((40, 6),
+                                                                                   (9, 6)))
+    weights = torch.rand(6, generator=generator).to(dtype) if weighted else None
+    exact = reference_distances(x.double(), codebook.double(),
+                                None if weights is None else weights.double())
+    for backend in CPU_BACKENDS:
+        indices, distances = nearest(x, codebook, weights, backend=backend)
+        assert distances.dtype == dtype, backend
+        chosen = exact.gather(1, indices[:, None])[:, 0]
+        assert torch.all(chosen - exact.min(1).values <= 1e-5 * (1 + exact.max())), backend
+    for backend in ("chunked", "torch-cdist"):
+        assert nearest_directional(x, codebook, torch.eye(6).to(dtype), backend=backend)[
+            1].dtype == dtype
+
+
+@pytest.mark.parametrize("backend", ALL_CPU)
+def test_squared_distances_that_would_overflow_are_refused_on_every_backend(backend):
+    """Finite inputs near 1e30 made every distance inf, and chunked/compiled chose other
+    codewords than the rest: now one ValueError before any backend runs."""
+    x = torch.randn(6, 4, generator=torch.Generator().manual_seed(0)) * 1e30
+    with pytest.raises(ValueError, match=r"^x and codebook values span [0-9.e+]+ \(D = 4\): "
+                                         r"squared distances up to [0-9.e+]+ overflow "
+                                         r"torch\.float32 \(largest 3\.4e\+38\); rescale the "
+                                         r"inputs or pass float64 tensors$"):
+        nearest(x, -x[:5], backend=backend)
+    if backend != "compiled":  # (compiling for float64 takes long)
+        assert nearest(x.double(), -x[:5].double(), backend=backend)[0].shape == (6,)
+
+
+WIDE = st.one_of(st.floats(-10, 10), st.floats(allow_nan=False, allow_infinity=False))
+DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 8), k=st.integers(1, 5), d=st.integers(1, 4),
+       dtype=st.sampled_from(DTYPES), weighted=st.booleans(), grad=st.booleans(),
+       data=st.data())
+def test_fuzzed_magnitudes_dtypes_and_gradients_agree_or_all_refuse(n, k, d, dtype, weighted,
+                                                                    grad, data):
+    """Any float64 value (cast to the dtype: large ones become inf in the narrow types), any
+    dtype, with or without requires_grad: every CPU backend gives a true nearest codeword, or
+    every one refuses with the same one-line ValueError."""
+    def tensor(*shape, low=None):
+        values = data.draw(st.lists(WIDE if low is None else st.floats(0, 1e6),
+                                    min_size=math.prod(shape), max_size=math.prod(shape)))
+        return torch.tensor(values, dtype=torch.float64).reshape(shape).to(dtype)
+
+    x, codebook = tensor(n, d), tensor(k, d)
+    weights = tensor(d, low=0) if weighted else None
+    x.requires_grad_(grad)
+    outcomes = []
+    for backend in CPU_BACKENDS:
+        try:
+            outcomes.append(nearest(x, codebook, weights, backend=backend))
+        except ValueError as error:
+            assert "\n" not in str(error)
+            outcomes.append(str(error))
+    if any(isinstance(o, str) for o in outcomes):
+        assert len(set(map(str, outcomes))) == 1, outcomes  # all refuse, with one message
+        return
+    exact = reference_distances(x.detach().double(), codebook.double(),
+                                None if weights is None else weights.double())
+    best = exact.min(1).values if n else exact.new_zeros(0)
+    scale = 1 + exact.abs().max() if n else 1
+    for indices, distances in outcomes:
+        assert indices.dtype == torch.int64 and distances.dtype == dtype
+        assert not distances.requires_grad
+        chosen = exact.gather(1, indices[:, None])[:, 0] if n else best
+        assert torch.all(chosen - best <= 1e-5 * scale)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from rvqvae.errors import NonFiniteError, UserError
@@ -37,12 +39,14 @@ def nearest(
     distance of the chosen near-tie, within that tolerance of the true minimum.
 
     Raises:
-        ValueError: K = 0, D = 0, shapes that do not fit together, or NaN/infinite values in
-            ``x``, ``codebook`` or ``weights`` (checked here, before any backend runs, so
-            every backend rejects the same inputs).
+        ValueError: K = 0, D = 0, shapes that do not fit together, NaN/infinite values in
+            ``x``, ``codebook`` or ``weights``, values so far apart that squared distances
+            overflow, or a tensor that requires grad (checked here, before any backend runs,
+            so every backend rejects the same inputs).
         UserError: an unknown backend, or one not available on x's device.
     """
-    _check_pair(x, codebook)
+    _check_no_grad(x=x, codebook=codebook, weights=weights)
+    span = _check_pair(x, codebook)
     if weights is not None:
         if weights.shape != (x.shape[1],):
             raise ValueError(
@@ -52,6 +56,7 @@ def nearest(
         if bool((weights < 0).any()):
             raise ValueError("weights must be non-negative")
         weights = weights.to(device=x.device)
+    _check_fits(span, x, weights)
     name, chosen = resolve_backend(backend, x.device)
     if x.shape[0] == 0:
         return _empty(x)
@@ -77,7 +82,8 @@ def nearest_directional(
     lowest index wins ties. Raises ``ValueError`` as :func:`nearest` does, and for a
     non-finite ``covariance`` or ``eps``.
     """
-    _check_pair(x, codebook)
+    _check_no_grad(x=x, codebook=codebook, covariance=covariance)
+    _check_fits(_check_pair(x, codebook), x, None)
     dim = x.shape[1]
     if covariance.shape != (dim, dim):
         raise ValueError(
@@ -123,7 +129,9 @@ def pairwise_distances(
     return (scores + x_norm).clamp_(min=0).to(x.dtype)
 
 
-def _check_pair(x: torch.Tensor, codebook: torch.Tensor) -> None:
+def _check_pair(x: torch.Tensor, codebook: torch.Tensor) -> float:
+    """Shapes and dtype checked, every value finite; returns the span of all the values,
+    ``max - min`` over x and codebook together (for :func:`_check_fits`)."""
     if x.dim() != 2 or codebook.dim() != 2:
         raise ValueError(
             f"x must be (N, D) and codebook (K, D); "
@@ -137,8 +145,51 @@ def _check_pair(x: torch.Tensor, codebook: torch.Tensor) -> None:
         raise ValueError("x and codebook have D = 0 coordinates: there is no distance to compare")
     if not x.is_floating_point():
         raise ValueError(f"x must be a float tensor, got {x.dtype}")
-    _check_finite(x, "x")
-    _check_finite(codebook, "codebook")
+    ranges = [_finite_range(x, "x"), _finite_range(codebook, "codebook")]
+    present = [r for r in ranges if r is not None]
+    return max(high for _, high in present) - min(low for low, _ in present)
+
+
+def _finite_range(tensor: torch.Tensor, what: str) -> tuple[float, float] | None:
+    """``(min, max)`` of ``tensor`` (None when empty) after refusing NaN and infinities:
+    one reduction, which a NaN or an infinity anywhere turns non-finite."""
+    if not tensor.numel():
+        return None
+    low, high = (float(v) for v in torch.aminmax(tensor.detach()))
+    if not (math.isfinite(low) and math.isfinite(high)):
+        _check_finite(tensor, what)  # counts them, names them
+    return low, high
+
+
+def _check_fits(span: float, x: torch.Tensor, weights: torch.Tensor | None) -> None:
+    """Refuse inputs whose squared distances could overflow the type the backends compute in
+    (float32, or float64 for float64 inputs): every distance would be infinite and the GEMM
+    form backends (``chunked``, ``compiled``) would pick other codewords than the direct ones.
+    The bound: ``D * max(w) * span^2``, with 8x room for the expanded form's terms."""
+    largest = torch.finfo(compute_dtype(x.dtype)).max
+    weight = 1.0 if weights is None or not weights.numel() else float(weights.max())
+    bound = x.shape[1] * weight * span * span  # Python floats: inf, never an error, on overflow
+    if bound > largest / 8:
+        raise ValueError(
+            f"x and codebook values span {span:.3g} (D = {x.shape[1]}"
+            f"{f', largest weight {weight:.3g}' if weights is not None else ''}): squared "
+            f"distances up to {bound:.3g} overflow {compute_dtype(x.dtype)} (largest "
+            f"{largest:.3g}); rescale the inputs"
+            + ("" if x.dtype == torch.float64 else " or pass float64 tensors")
+        )
+
+
+def _check_no_grad(**tensors: torch.Tensor | None) -> None:
+    """Refuse tensors that require grad: a nearest-codeword search is a discrete choice with no
+    gradient, and the backends differed (two raised autograd errors, one returned distances
+    carrying a gradient, the others did not)."""
+    for name, tensor in tensors.items():
+        if tensor is not None and tensor.requires_grad:
+            raise ValueError(
+                f"{name} requires grad, but a nearest-codeword search has no gradient on any "
+                f"backend; pass {name}.detach() (and, for a differentiable distance, compute "
+                f"it from codebook[indices])"
+            )
 
 
 def _check_finite(tensor: torch.Tensor, what: str) -> None:

@@ -35,6 +35,7 @@ import torch
 from rvqvae.errors import UserError
 from rvqvae.quantize import compiled, fused_cpu, triton_kernel
 from rvqvae.quantize.chunked import (
+    compute_dtype,
     exact_distances,
     nearest_chunked,
     nearest_directional_chunked,
@@ -98,7 +99,9 @@ def available_backends(device: torch.device | str) -> list[str]:
 def nearest_cdist(
     x: torch.Tensor, codebook: torch.Tensor, weights: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``torch.cdist(x, e) ** 2`` then ``argmin``: simple, materialises N x K."""
+    """``torch.cdist(x, e) ** 2`` then ``argmin``: simple, materialises N x K. Half types are
+    searched in float32, as by the other backends (``torch.cdist`` has no half kernels)."""
+    x, codebook = _in_compute_dtype(x, codebook)
     if weights is None:
         distances = torch.cdist(x, codebook, compute_mode="donot_use_mm_for_euclid_dist")
         indices = distances.argmin(dim=1)
@@ -118,6 +121,8 @@ def nearest_directional_cdist(
     x: torch.Tensor, codebook: torch.Tensor, covariance: torch.Tensor, eps: float = 1e-6
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Directional distance by direct broadcasting (N x K x D memory): small problems only."""
+    x, codebook = _in_compute_dtype(x, codebook)
+    covariance = covariance.to(x.dtype)
     r = x[:, None, :] - codebook[None, :, :]
     norm2 = r.square().sum(-1)
     quad = ((r @ covariance) * r).sum(-1)
@@ -125,6 +130,12 @@ def nearest_directional_cdist(
     distances = torch.where(norm2 > 0, norm2 * norm2 / safe, torch.zeros_like(norm2))
     indices = distances.argmin(dim=1)
     return indices, distances.gather(1, indices[:, None]).squeeze(1)
+
+
+def _in_compute_dtype(x: torch.Tensor, codebook: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    dtype = compute_dtype(x.dtype)
+    return x.to(dtype), codebook.to(dtype)
 
 
 def _always(device: torch.device) -> bool:
