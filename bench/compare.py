@@ -37,7 +37,7 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
-from bench.records import RECORD_FIELDS, load_records, load_results
+from bench.records import RECORD_FIELDS, STATUSES, load_records, load_results
 from bench.regression_rule import (  # noqa: F401  (re-exported: the gate's public API)
     DEFAULT_TOLERANCES,
     Tolerance,
@@ -149,7 +149,57 @@ def load_cells(source: str | Path) -> pd.DataFrame:
     if missing:
         raise UserError(f"{path} has no {', '.join(missing)} column; expected result records or "
                         f"an aggregate.csv written by 'rvqvae-bench report'")
+    _check_columns(records, path, RECORD_COLUMN_RULES, "value")
     return aggregate(records[list(RECORD_FIELDS)], mixed_protocols="mark")
+
+
+#: what each column of a results file must hold (:func:`_check_columns`)
+AGGREGATE_COLUMN_RULES = {"scenario": "text", "model": "text", "metric": "text",
+                          "status": "status", "mean": "number", "std": "spread",
+                          "n": "count", "n_failed": "count", "n_undefined": "count"}
+RECORD_COLUMN_RULES = {"status": "status", "value": "number", "seed": "count"}
+_RULE_WANTS = {"text": "text", "status": f"one of {', '.join(STATUSES)}",
+               "number": "a number", "spread": "a number >= 0", "count": "an integer >= 0"}
+
+
+def _check_columns(frame: pd.DataFrame, path: Path, rules: dict[str, str], value: str) -> None:
+    """Each column of ``rules`` holds what its rule says (empty cells allowed except for
+    text and status; ``value``, the measured column, finite where the status is ``ok``);
+    else one :class:`UserError` naming the file, the row (1 = the first under the header),
+    the column and the value. Text read where a number belongs would otherwise stop the
+    comparison with a traceback (exit 1, read as "a regression"), and a count of text be
+    read as 0 seeds."""
+    for column, rule in rules.items():
+        if column not in frame.columns:
+            continue
+        cells = frame[column]
+        numbers = pd.to_numeric(cells, errors="coerce")
+        if rule == "text":
+            bad = cells.isna() | (cells.astype(str).str.strip() == "")
+        elif rule == "status":
+            bad = ~cells.isin(STATUSES)
+        else:  # True/False are not numbers here, though pandas reads them as 1/0
+            bad = cells.notna() & (numbers.isna() | pd.api.types.is_bool_dtype(cells))
+            if rule == "spread":
+                bad |= numbers < 0
+            elif rule == "count":
+                bad |= numbers.notna() & ((numbers < 0) | (numbers > 2**32) | (numbers % 1 != 0))
+            elif column == value:
+                bad |= (frame["status"] == "ok") & ~numbers.map(math.isfinite, na_action=None)
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            wants = _RULE_WANTS[rule] + (", finite where status is ok" if column == value
+                                         else "")
+            raise UserError(f"{path} row {row + 1}: {column} must be {wants}, got "
+                            f"{_shown(cells.iloc[row])}; regenerate the file with "
+                            f"'rvqvae-bench report' (aggregate.csv) or fix that row")
+        if rule in ("number", "spread", "count"):
+            frame[column] = numbers
+
+
+def _shown(value) -> str:
+    text = repr(value.item() if hasattr(value, "item") else value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _compare_cell(cell: dict, tolerances: Tolerances) -> dict:
@@ -308,6 +358,8 @@ def _complete_aggregate(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
             frame[column] = defaults.get(column)
     if frame["status"].isna().any():
         frame["status"] = frame["status"].fillna("ok")
+    _check_columns(frame, path, AGGREGATE_COLUMN_RULES, "mean")
+    frame[KEY] = frame[KEY].astype(str)
     frame["direction"] = [
         d if isinstance(d, str) and d else family_and_direction(m)[1]
         for d, m in zip(frame["direction"], frame["metric"], strict=True)

@@ -92,6 +92,27 @@ class Tolerances:
         return self.default
 
 
+    def unmatched(self, metrics) -> list[str]:
+        """The override patterns that match none of ``metrics`` (a typo disables nothing)."""
+        return [pattern for pattern, _ in self.overrides
+                if not any(fnmatch.fnmatchcase(str(metric), pattern) for metric in metrics)]
+
+    def check_patterns(self, metrics) -> None:
+        """Raise :class:`UserError` naming each override pattern that matches none of
+        ``metrics``, with the closest metric names: the comparison would silently ignore it."""
+        unmatched = self.unmatched(metrics)
+        if not unmatched:
+            return
+        import difflib
+
+        names = sorted({str(metric) for metric in metrics})
+        closest = difflib.get_close_matches(unmatched[0], names, n=2, cutoff=0.4) or names[:2]
+        raise UserError(
+            f"tolerance file {self.source}: [metrics] pattern(s) "
+            f"{', '.join(repr(p) for p in unmatched)} match no metric of the compared results "
+            f"(closest: {', '.join(closest) or 'none'}); fix or remove them")
+
+
 @dataclass(frozen=True)
 class Allowance:
     """How far a mean may move (``allowed``), and the one-sided p-value of the observed move."""
@@ -176,8 +197,8 @@ def _tolerance(value, path: Path, where: str, level: float) -> Tolerance:
 
 
 def _number(number, path: Path, where: str, *, below_one: bool = False) -> float:
-    if (isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0
-            or (below_one and not 0 < number < 1)):
-        wanted = "a number in (0, 1)" if below_one else "a number >= 0"
+    if (isinstance(number, bool) or not isinstance(number, (int, float))
+            or not math.isfinite(number) or number < 0 or (below_one and not 0 < number < 1)):
+        wanted = "a number in (0, 1)" if below_one else "a finite number >= 0"
         raise UserError(f"tolerance file {path}: {where} must be {wanted}, got {number!r}")
     return float(number)

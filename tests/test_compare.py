@@ -10,6 +10,8 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from synthetic_run import synthetic_cell_id, synthetic_mean, write_synthetic_run
 
@@ -327,7 +329,7 @@ def test_cli_identical_runs_exit_zero(baseline_csv, baseline_run, capsys):
     ('[metrics]\n"fid_*" = { relative = 0.1 }\n',
      "metrics.'fid_*' has unknown key 'relative'; use abs, rel or level"),
     ("[gate]\nlevel = 1.5\n", "[gate] level must be a number in (0, 1), got 1.5"),
-    ("[default]\nabs = -1\n", "[default] abs must be a number >= 0, got -1"),
+    ("[default]\nabs = -1\n", "[default] abs must be a finite number >= 0, got -1"),
     ("[default\n", "is not valid TOML"),
 ])
 def test_bad_tolerance_files_are_user_errors(tmp_path, baseline_csv, capsys, toml, message):
@@ -418,3 +420,74 @@ def test_a_truncated_csv_is_one_error_line_and_exit_2(baseline_csv, tmp_path, ca
     err = capsys.readouterr().err
     assert err.startswith(f"rvqvae-bench: error: {truncated} is not a readable CSV (")
     assert len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------ baselines nobody checked yet (issue #22)
+
+@pytest.mark.parametrize("column, value, message", [
+    ("mean", "high", "row 1: mean must be a number, finite where status is ok, got 'high'"),
+    ("mean", "inf", "row 1: mean must be a number, finite where status is ok, got inf"),
+    ("n", "five", "row 1: n must be an integer >= 0, got 'five'"),
+    ("n", "2.5", "row 1: n must be an integer >= 0, got 2.5"),
+    ("std", "-1", "row 1: std must be a number >= 0, got -1.0"),
+    ("status", "fine", "row 1: status must be one of ok, undefined, failed, got 'fine'"),
+])
+def test_a_baseline_with_text_for_a_number_is_bad_input_not_a_regression(
+        baseline_csv, tmp_path, capsys, column, value, message):
+    """A ``mean`` of text was a ValueError traceback and exit 1 (a regression, to CI), and an
+    ``n`` of text was read as 0 seeds."""
+    frame = pd.read_csv(baseline_csv)
+    frame[column] = frame[column].astype(object)
+    frame.loc[0, column] = value
+    bad = tmp_path / "baseline.csv"
+    frame.to_csv(bad, index=False)
+    assert main(["compare", str(bad), str(baseline_csv)]) == 2
+    assert capsys.readouterr().err == (
+        f"rvqvae-bench: error: {bad} {message}; regenerate the file with 'rvqvae-bench report' "
+        f"(aggregate.csv) or fix that row\n")
+
+
+def test_a_tolerance_pattern_that_matches_no_metric_is_refused(baseline_csv, tmp_path, capsys):
+    """A typo in a [metrics] pattern disabled nothing and said nothing."""
+    path = tmp_path / "tol.toml"
+    path.write_text('[metrics]\n"fid_domian_*" = { rel = 0.5 }\n"auroc_*" = { abs = 0.02 }\n')
+    assert main(["compare", str(baseline_csv), str(baseline_csv), "--tolerance", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"rvqvae-bench: error: tolerance file {path}: [metrics] pattern(s) 'fid_domian_*' match "
+        f"no metric of the compared results (closest: fid_domain_2k, kid_domain_2k); fix or "
+        f"remove them\n")
+
+
+CSV_CELLS = st.one_of(
+    st.none(), st.integers(-2**70, 2**70), st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(), st.text(st.characters(blacklist_categories=("Cs",)), max_size=6),
+    st.sampled_from(["ok", "failed", "undefined", "fid_domain_2k", "vqvae", "{}", "[1]"]))
+CSV_COLUMNS = ("scenario", "model", "metric", "status", "mean", "std", "n", "n_failed",
+               "n_undefined", "direction", "protocol", "note", "seeds", "value", "seed")
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.integers(0, 3), st.sampled_from(CSV_COLUMNS), CSV_CELLS),
+                      max_size=6),
+       raw=st.booleans(), drop=st.sets(st.sampled_from(CSV_COLUMNS), max_size=2))
+def test_fuzzed_baseline_csvs_give_a_verdict_or_one_error_line(baseline_csv, tmp_path, capsys,
+                                                              edits, raw, drop):
+    """Any cell of an aggregate.csv or a raw records CSV replaced by anything (text, huge
+    numbers, inf, nan, empty), columns dropped: ``compare`` exits 0 or 1 with its verdict, or
+    2 with one ``rvqvae-bench: error:`` line naming the file; never a traceback."""
+    frame = pd.read_csv(baseline_csv).head(4)
+    if raw:  # the records format: one value per seed
+        frame = frame.rename(columns={"mean": "value"}).assign(seed=0)
+    frame = frame.astype(object).drop(columns=[c for c in drop if c in frame.columns])
+    for row, column, value in edits:
+        if column in frame.columns:
+            frame.loc[row, column] = value
+    path = tmp_path / "fuzzed.csv"
+    frame.to_csv(path, index=False)
+    status = main(["compare", str(path), str(baseline_csv), "--hide-unchanged"])
+    out, err = capsys.readouterr()
+    if status == 2:
+        assert err.startswith("rvqvae-bench: error: ") and err.count("\n") == 1, err
+    else:
+        assert status in (0, 1) and out.rstrip().endswith(("-> OK", "-> FAIL")), out

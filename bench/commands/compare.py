@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     tolerances = load_tolerances(args.tolerance)
     baseline, candidate = load_cells(args.baseline), load_cells(args.candidate)
+    tolerances.check_patterns(set(baseline["metric"]) | set(candidate["metric"]))
     result = compare(baseline, candidate, tolerances)
     notes = machine_notes(baseline, candidate)
     if args.json:
