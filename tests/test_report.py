@@ -363,3 +363,23 @@ def test_roc_curve_agrees_with_scikit_learn_and_with_the_auroc_metric_including_
     assert np.allclose(fpr.numpy(), ref_fpr) and np.allclose(tpr.numpy(), ref_tpr)
     metric = detection_metrics({"s": torch.tensor(score)}, torch.tensor(is_outlier))[0]
     assert metric.metric == "auroc_transductive_s" and metric.value == auc
+
+def test_scenario_names_that_are_no_file_names_get_safe_distinct_table_files(tmp_path, capsys):
+    """A scenario name holding ``/`` (from a crafted records file) crashed the table writer:
+    names were not made safe before they became file names. Two names that become the same
+    file name get distinct ones."""
+    from bench.records import load_records
+
+    run = _records_run(tmp_path, models=("vqvae",))
+    records = load_records(run)
+    crafted = [{**r, "scenario": r["scenario"].replace("mnist+fmnist", name)}
+               for name in ("a/b", "a-b", "../x") for r in records]
+    path = tmp_path / "crafted.json"
+    path.write_text(json.dumps(crafted))
+    assert main(["report", str(path), "--no-figures"]) == 0
+    tables = sorted(p.name for p in (tmp_path / "crafted_report" / "tables").glob("generation*"))
+    assert tables == ["generation__..-x.md", "generation__..-x.tex", "generation__a-b-2.md",
+                      "generation__a-b-2.tex", "generation__a-b.md", "generation__a-b.tex"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crafted.json", "crafted_report", "run"]
+    index = (tmp_path / "crafted_report" / "README.md").read_text()
+    assert "(tables/generation__a-b-2.md)" in index and "Generation quality — a/b" in index

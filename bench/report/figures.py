@@ -27,7 +27,7 @@ import pandas as pd
 
 from bench.metrics.catalog import figure_of
 from bench.report.aggregate import family_and_direction, setting_of
-from bench.report.tables import ARROWS
+from bench.report.tables import ARROWS, file_stem
 
 FIGURES = "figures"
 
@@ -131,8 +131,7 @@ def _roc_figures(cells, setting, palette, out_dir):
         curves: dict[str, list] = {}
         order = {model: i for i, model in enumerate(palette)}
         for cell in lowest.sort_values("model", key=lambda m: m.map(order)).itertuples():
-            scores = _load_tensor_file(cell.folder / "scores.pt")
-            modes = {"scores": scores} if "is_outlier" in scores else scores
+            modes = load_scores(cell.folder / "scores.pt")
             for mode, data in modes.items():
                 flags = np.asarray(data["is_outlier"], dtype=bool)
                 if flags.all() or not flags.any():
@@ -332,7 +331,7 @@ def _sample_grid(folder: Path, columns: int = 8, pad: int = 2) -> np.ndarray:
 
         image = imread(folder / "samples.png")
         return image[..., :3].mean(-1) if image.ndim == 3 else image
-    images = np.asarray(_load_tensor_file(folder / "samples.pt"), dtype=np.float32)[:64]
+    images = load_samples(folder / "samples.pt")[:64]
     images = images.mean(1) if images.ndim == 4 else images  # N x H x W
     if images.size and images.max() > 1.5:  # uint8 pixels despite the contract
         images = images / 255.0
@@ -345,10 +344,71 @@ def _sample_grid(folder: Path, columns: int = 8, pad: int = 2) -> np.ndarray:
     return grid
 
 
-def _load_tensor_file(path: Path):
+def load_samples(path: Path) -> np.ndarray:
+    """``samples.pt`` as float32 N x C x H x W (or N x H x W) images; a file that is not that
+    is one :class:`UserError` naming it (:func:`load_artefact`)."""
+    images = load_artefact(path)
+    if not _is_tensor(images) or images.ndim not in (3, 4) or images.is_complex():
+        raise _unusable(path, f"it holds {_kind(images)}, not an N x C x H x W image tensor")
+    return np.asarray(images.detach().float(), dtype=np.float32)
+
+
+def load_scores(path: Path) -> dict[str, dict]:
+    """``scores.pt`` as ``{mode: {"is_outlier": bool (N,), <score>: float (N,), ...}}`` (a file
+    of one mode, ``{"is_outlier": ..., ...}``, becomes mode ``scores``); anything else is one
+    :class:`UserError` naming the file (:func:`load_artefact`)."""
+    scores = load_artefact(path)
+    if not isinstance(scores, dict):
+        raise _unusable(path, f"it holds {_kind(scores)}, not a dict of score tables")
+    modes = {"scores": scores} if "is_outlier" in scores else scores
+    for mode, table in modes.items():
+        flags = table.get("is_outlier") if isinstance(table, dict) else None
+        if not _is_tensor(flags) or flags.ndim != 1:
+            raise _unusable(path, f"mode {mode!r} has no is_outlier vector")
+        for name, score in table.items():
+            if not _is_tensor(score) or score.shape != flags.shape or score.is_complex():
+                raise _unusable(path, f"score {mode}/{name} is not a vector of "
+                                      f"{flags.numel()} numbers (one per is_outlier entry)")
+    return modes
+
+
+def load_artefact(path: Path):
+    """A cell's ``.pt`` file, read with ``weights_only=True`` (tensors and plain data, never
+    code). A truncated, foreign or code-carrying file is one :class:`UserError` naming the file
+    and the remedy (torch's own advice, to load with ``weights_only=False``, runs the code)."""
+    import pickle
+
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise _unusable(path, "it holds more than tensors and plain data (refused: a result "
+                              "file never carries code)") from None
+    except Exception as error:  # noqa: BLE001 - truncated or foreign files fail in many ways
+        first = (str(error).strip().splitlines() or [""])[0].split(". ")[0].rstrip(".")
+        first = "" if not first or "weights_only" in first else f": {first[:160]}"
+        raise _unusable(path, f"it is truncated or not a torch file ({type(error).__name__}"
+                              f"{first})") from None
+
+
+def _unusable(path: Path, why: str):
+    from rvqvae.errors import UserError
+
+    return UserError(f"cannot draw {path}: {why}; delete it (its figure is then skipped with a "
+                     f"note) and run 'rvqvae-bench report' again")
+
+
+def _is_tensor(value) -> bool:
+    import torch
+
+    return isinstance(value, torch.Tensor)
+
+
+def _kind(value) -> str:
+    if _is_tensor(value):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"a {type(value).__name__}"
 
 
 def _present_models(palette: dict, data: pd.DataFrame) -> list[str]:
@@ -358,7 +418,7 @@ def _present_models(palette: dict, data: pd.DataFrame) -> list[str]:
 
 
 def _save(figure, out_dir: Path, stem: str, title: str, caption: str, dpi: int = 150) -> Figure:
-    stem = f"{FIGURES}/{_slug(stem)}"
+    stem = f"{FIGURES}/{file_stem(stem)}"
     for suffix in (".png", ".pdf"):
         figure.savefig(out_dir / f"{stem}{suffix}", dpi=dpi, bbox_inches="tight")
     return Figure(stem, title, caption)
@@ -372,7 +432,3 @@ def _n_text(counts) -> str:
     if low == high:
         return f"n = {low} seed" + ("s" if low != 1 else "")
     return f"n = {low}–{high} seeds"
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-+@" else "-" for c in text)

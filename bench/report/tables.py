@@ -34,7 +34,7 @@ PARTIAL = "†"
 class Table:
     """One rendered-ready table: cell texts and bold flags share index (models) and columns."""
 
-    name: str  # file stem, e.g. ``generation__mnist+fmnist``
+    name: str  # file stem, e.g. ``generation__mnist+fmnist`` (safe: :func:`file_stem`)
     title: str
     setting: str
     text: pd.DataFrame  # str cells; columns MultiIndex (metric, column key)
@@ -49,12 +49,30 @@ def build_tables(aggregate: pd.DataFrame) -> list[Table]:
     (each metric's table comes from its catalog entry)."""
     tables = []
     table_of_row = aggregate["metric"].map(table_of)
+    stems: set[str] = set()
     for group, title in TABLES.items():
         part = aggregate[table_of_row == group]
         for setting in pd.unique(part["setting"]):
             rows = part[part["setting"] == setting]
-            tables.append(_table(f"{group}__{setting}", f"{title} — {setting}", setting, rows))
+            name = unique_stem(file_stem(f"{group}__{setting}"), stems)
+            tables.append(_table(name, f"{title} — {setting}", setting, rows))
     return tables
+
+
+def file_stem(text: str) -> str:
+    """``text`` safe as a file name: characters other than letters, digits and ``._-+@``
+    become ``-`` (a scenario name from a records file may hold ``/`` or anything else)."""
+    return "".join(c if c.isalnum() or c in "._-+@" else "-" for c in str(text))
+
+
+def unique_stem(stem: str, taken: set[str]) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``... when names made safe collide; adds it to ``taken``."""
+    unique, number = stem, 1
+    while unique in taken:
+        number += 1
+        unique = f"{stem}-{number}"
+    taken.add(unique)
+    return unique
 
 
 def format_cell(mean: float, std: float, n: int) -> str:
