@@ -161,12 +161,13 @@ def _fit_and_evaluate(preset: Preset, scenario, cell: Cell, data, *, progress: b
     log(f"trained in {fit_seconds:.1f} s; evaluating")
     from bench.metrics.evaluate import FitRecord
 
-    fit = FitRecord(len(data.train_images), len(history), fit_seconds)
-    values = _evaluate(preset, model, data, scenario, seed, fit, artefacts, log=log)
+    fit = FitRecord(len(data.train_images), len(history), fit_seconds, tuple(history))
+    values, health = _evaluate(preset, model, data, scenario, seed, fit, artefacts, log=log)
     base = {
         "device": device_name(str(model.device)),  # where the model computed
         "scenario": scenario.name, "model": spec.display, "seed": seed,
         "epsilon": scenario.epsilon, "inlier": scenario.inlier, "outlier": scenario.outlier,
+        "health": health,
         "config_hash": config_hash({"model": spec.name, "config": dataclasses.asdict(model.config),
                                     "scenario": dataclasses.asdict(scenario),
                                     "n_samples": preset.n_samples}),
@@ -177,8 +178,9 @@ def _fit_and_evaluate(preset: Preset, scenario, cell: Cell, data, *, progress: b
 
 
 def _evaluate(preset: Preset, model, data, scenario, seed: int, fit, artefacts: dict[str, bytes],
-              *, log: Log) -> list:
-    """Every metric with the first extractor; only FID/KID again with any further extractor.
+              *, log: Log) -> tuple[list, str | None]:
+    """Every metric with the first extractor; only FID/KID again with any further extractor;
+    and the cell's training health (``ok`` | ``degenerate: ...``, :mod:`bench.metrics.health`).
 
     Adds the first 64 samples and the outlier scores (for the report's figures) to ``artefacts``.
     """
@@ -193,7 +195,7 @@ def _evaluate(preset: Preset, model, data, scenario, seed: int, fit, artefacts: 
         values += run_metrics(ctx.with_extractor(extractor), ["generation"]).values
     artefacts["samples.pt"] = _torch_bytes(ctx.samples[:64].clone())
     artefacts["scores.pt"] = _torch_bytes(measured.artefacts.get("scores", {}))
-    return values
+    return values, measured.artefacts.get("health")
 
 
 def _epoch_line(record: dict[str, Any], epochs: int | None) -> str:

@@ -14,11 +14,15 @@ Record fields (``RECORD_FIELDS``):
 - ``error``: the error line of a failed cell or the reason a value is undefined;
 - ``protocol``: JSON text of everything that makes values comparable (extractor, sample count,
   metric code version...). Reports refuse to aggregate records whose protocols differ;
-- ``config_hash, git_sha, versions, device, wall_s, cell_id, timestamp``: provenance.
+- ``config_hash, git_sha, versions, device, wall_s, cell_id, timestamp``: provenance
+  (``git_sha`` ends in ``-dirty`` when the code had uncommitted changes);
+- ``health``: the cell's training health, ``ok`` or ``degenerate: <reasons>``
+  (:mod:`bench.metrics.health`; empty in records written before it existed).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import re
@@ -27,16 +31,18 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.cache import atomic_write_text
+from bench.cache import atomic_write_bytes, atomic_write_text
 from rvqvae.errors import UserError
 
 RECORD_FIELDS = (
     "scenario", "model", "seed", "metric", "value", "status", "error", "epsilon", "inlier",
     "outlier", "protocol", "config_hash", "git_sha", "versions", "device", "wall_s", "cell_id",
-    "timestamp",
+    "timestamp", "health",
 )
 STATUSES = ("ok", "undefined", "failed")
 CELLS = "cells"
+ARCHIVE = "records.json.gz"  # every record of a study, beside its report
+ARCHIVE_FORMAT = "rvqvae-bench records 1"
 
 
 def make_record(**fields: Any) -> dict[str, Any]:
@@ -95,7 +101,11 @@ def write_cell(run_dir: str | Path, cell_id: str, records: Iterable[Mapping[str,
 
 
 def load_records(run_dir: str | Path) -> list[dict[str, Any]]:
-    """Every record of a run folder (or of a single ``.json``/``.csv`` records file)."""
+    """Every record of a run folder, of a single ``.json``/``.csv`` records file, or of a
+    records archive (``records.json.gz``, :func:`write_archive`).
+
+    Raises :class:`UserError` naming the file when one is not valid JSON or not a list of
+    records."""
     path = Path(run_dir)
     if path.is_file():
         files = [path]
@@ -113,8 +123,11 @@ def load_records(run_dir: str | Path) -> list[dict[str, Any]]:
 
             rows.extend(pd.read_csv(file).to_dict("records"))
             continue
+        if file.name.endswith(".gz"):
+            rows.extend(read_archive(file)[0])
+            continue
         try:
-            rows.extend(json.loads(file.read_text()))
+            rows.extend(_record_list(json.loads(file.read_text()), file))
         except json.JSONDecodeError as error:
             raise UserError(f"{file} is not valid JSON ({error}); delete it to recompute") from None
     for row in rows:
@@ -123,11 +136,48 @@ def load_records(run_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def write_archive(path: str | Path, rows: Iterable[Mapping[str, Any]], run_info: Mapping
+                  ) -> Path:
+    """Write ``rows`` and the run's ``run.json`` content as one gzip JSON file, atomically:
+    what ``rvqvae-bench report <file>`` needs to rebuild a study's tables and claims. The
+    bytes depend only on the records (no time stamp in the gzip header)."""
+    payload = {"format": ARCHIVE_FORMAT, "run": dict(run_info),
+               "records": [{k: _json_safe(v) for k, v in r.items()} for r in rows]}
+    text = json.dumps(payload, indent=0, sort_keys=True, default=str) + "\n"
+    return atomic_write_bytes(Path(path), gzip.compress(text.encode("utf-8"), mtime=0))
+
+
+def read_archive(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``(records, run_info)`` of a records archive; :class:`UserError` if it is not one."""
+    path = Path(path)
+    try:
+        payload = json.loads(gzip.decompress(path.read_bytes()))
+    except (OSError, EOFError, ValueError) as error:
+        raise UserError(f"{path} is not a records archive (a gzip JSON file written by "
+                        f"'rvqvae-bench report'): {error}") from None
+    if not isinstance(payload, dict) or payload.get("format") != ARCHIVE_FORMAT:
+        raise UserError(f"{path} is not a records archive of format {ARCHIVE_FORMAT!r}")
+    run_info = payload.get("run") if isinstance(payload.get("run"), dict) else {}
+    return _record_list(payload.get("records"), path), run_info
+
+
+def _record_list(rows: Any, file: Path) -> list[dict[str, Any]]:
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise UserError(f"{file} is not a list of records (JSON objects with scenario, model, "
+                        f"seed, metric, value...); delete it to recompute the cell")
+    return rows
+
+
 def load_results(run_dir: str | Path):
     """The records of a run as a pandas DataFrame with the columns ``RECORD_FIELDS``."""
+    return records_frame(load_records(run_dir))
+
+
+def records_frame(rows: list[dict[str, Any]]):
+    """Records as a pandas DataFrame with exactly the columns ``RECORD_FIELDS``."""
     import pandas as pd
 
-    frame = pd.DataFrame(load_records(run_dir))
+    frame = pd.DataFrame(rows)
     for name in RECORD_FIELDS:
         if name not in frame.columns:
             frame[name] = None

@@ -368,6 +368,10 @@ def test_every_catalog_family_has_its_floor_and_the_default_file_only_sets_level
         "perplexity": ("perplexity", 0, 0.05), "train": ("train_images_per_s", 0, 1.0),
         "kernel_rate": ("vectors_per_s", 0, 1.0), "compile_s": ("compile_s", 3600, 0),
         "kernel_ratio": ("pct_gemm", 0, 0.6), "kernel_agreement": ("agreement", 0.001, 0),
+        "degenerate": ("degenerate", 0, 0),  # any newly degenerate seed regresses
+        "health_recon": ("health_recon_vs_mean_image", 0, 0.25),
+        "health_spread": ("health_sample_spread", 0, 0.25),
+        "health_loss": ("health_loss_drop", 0, 0.25), "health_kl": ("health_kl_per_image", 0, 0.5),
     }
     assert set(METRIC_FAMILIES.names()) == set(floors)  # a new family needs a line here
     for family, (metric, floor_abs, floor_rel) in floors.items():

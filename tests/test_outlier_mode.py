@@ -120,8 +120,8 @@ def test_evaluate_cell_with_a_fake_model(synthetic_domain):
     start = time.perf_counter()
     values = {v.metric: v for v in evaluate_cell(FakeModel(), data, scenario, n_samples=400)}
     assert time.perf_counter() - start < 60  # generous; the timing is measured, not tested, here
-    assert set(METRICS.names()) == {"detection", "generation", "outlier_mode", "perplexity",
-                                    "reconstruction", "training"}
+    assert set(METRICS.names()) == {"detection", "generation", "health", "outlier_mode",
+                                    "perplexity", "reconstruction", "training"}
     assert "train_images_per_s" not in values  # no fit record: nothing to measure
     assert values["outlier_mode_rate_400"].value == pytest.approx(0.25, abs=0.01)
     assert values["recon_mse_clean_test"].value == pytest.approx(0.01, rel=1e-5)

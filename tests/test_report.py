@@ -281,8 +281,9 @@ def test_report_writes_tables_csv_figures_and_index(report):
 def test_index_links_resolve_and_show_tables_and_provenance(report):
     index = (report / "README.md").read_text()
     links = re.findall(r"\]\(([^)]+)\)", index)
-    # csv, md + tex per table, md + tex + csv of the claims, png + pdf per figure
-    assert len(links) == 1 + 3 * 2 + 3 + 8 * 2
+    # csv, records, md + tex per table, md + tex + csv + summary csv of the claims, png + pdf
+    # per figure
+    assert len(links) == 2 + 3 * 2 + 4 + 8 * 2
     for link in links:
         assert not link.startswith("/") and (report / link).is_file(), link
     # seeds 1 and 2 (offsets 0 and +1 spread): mean 10.0 + 0.4 / 2, std 0.4 / sqrt(2)
@@ -292,7 +293,9 @@ def test_index_links_resolve_and_show_tables_and_provenance(report):
     assert "`cfg000000001` (rvqvae)" in index
     assert "ROC curves for mnist+fmnist@0: its scores.pt hold no outliers" in index
     # two seeds per cell: every claim is withheld
-    assert "| mnist+fmnist@0.4 | rvqvae | 2 | −4.90 | – | 2/0/0 | n < 3: no claim |" in index
+    assert ("| mnist+fmnist@0.4 | rvqvae | 2 | −5 [−13, 3] | 0.5 | – | 2 of 2 better | 0/0 | "
+            "too few seeds for a verdict (need ≥ 6) |") in index
+    assert "Training health: not recorded (records written before the health check)." in index
     assert "Not shown, nothing to split: mnist+fmnist@0." in index
 
 
@@ -363,6 +366,7 @@ def test_roc_curve_agrees_with_scikit_learn_and_with_the_auroc_metric_including_
     assert np.allclose(fpr.numpy(), ref_fpr) and np.allclose(tpr.numpy(), ref_tpr)
     metric = detection_metrics({"s": torch.tensor(score)}, torch.tensor(is_outlier))[0]
     assert metric.metric == "auroc_transductive_s" and metric.value == auc
+
 
 def test_scenario_names_that_are_no_file_names_get_safe_distinct_table_files(tmp_path, capsys):
     """A scenario name holding ``/`` (from a crafted records file) crashed the table writer:

@@ -19,15 +19,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the model every other model is compared with, seed by seed, in the "
                              "claims table (default: vqvae, skipped with a note when the run has "
                              "no vqvae; a MODEL not in the run is an error)")
+    parser.add_argument("--primary", metavar="PATTERNS", default=None,
+                        type=lambda text: [p.strip() for p in text.split(",") if p.strip()],
+                        help="comma-separated metric name patterns (fnmatch) whose claims form the "
+                             "verdict family (default: the catalog's primary metrics: FID, "
+                             "outlier-mode rate, AUROC)")
 
 
 def run(args: argparse.Namespace) -> int:
     from bench.report import write_report
 
     with _writable_report(args.out):
-        out = write_report(args.run_dir, args.out, figures=args.figures, reference=args.reference)
+        out = write_report(args.run_dir, args.out, figures=args.figures, reference=args.reference,
+                           primary=args.primary)
     print(f"report written: {out / 'README.md'}")
     return 0
+
 
 @contextlib.contextmanager
 def _writable_report(out: str | None):

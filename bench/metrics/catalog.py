@@ -13,6 +13,8 @@ Metric names carry their protocol (extractor, sample count, detection mode, scor
   (n written as ``500``, ``2k``, ``10k``);
 - detection: ``<auroc|aupr_out|aupr_in|fpr95>_<transductive|inductive>_<score>``;
 - reconstruction: ``recon_mse_clean_test``; codebook: ``perplexity[_<codebook>]``;
+- training health: ``degenerate`` (0/1), ``health_recon_vs_mean_image``,
+  ``health_sample_spread``, ``health_loss_drop``, ``health_kl_per_image``;
 - training: ``train_images_per_s``;
 - kernels: ``vectors_per_s``, ``gflops``, ``ratio_faiss``, ``pct_gemm``, ``compile_s``,
   ``agreement``.
@@ -31,6 +33,7 @@ TABLES = {  # table -> title, in report order
     "reconstruction": "Reconstruction and codebook",
     "kernel": "Kernel speed",
     "training": "Training",
+    "health": "Training health",
     "other": "Other metrics",
 }
 
@@ -48,6 +51,8 @@ class MetricFamily:
     figure: str = ""  # a figure of bench.report.figures ('' = none)
     abs: float = 0.0  # the gate's default floor: max(abs, rel * |baseline mean|)
     rel: float = 0.0
+    primary: bool = False  # in the family of claims that get a verdict (bench.report.verdict_rule)
+    spread: bool = False  # a spread over subsets, not a quality: never claimed
 
 
 METRIC_FAMILIES: Registry[MetricFamily] = Registry("metric family")
@@ -69,20 +74,21 @@ def register_metric(name: str, pattern: str, family: str, direction: str, descri
 # Generation quality: a few percent of FID, one to two points of a rate.
 register_metric("fid", r"fid_[a-z0-9-]+_\w+", "generation", "lower",
                 "Frechet distance of generated samples to the clean inlier test split",
-                table="generation", figure="fid_kid_vs_epsilon", rel=0.05)
+                table="generation", figure="fid_kid_vs_epsilon", rel=0.05, primary=True)
 register_metric("kid", r"kid_[a-z0-9-]+_[0-9.]+k?", "generation", "lower",
                 "kernel inception distance (mean over subsets) to the clean inlier test split",
                 table="generation", figure="fid_kid_vs_epsilon", rel=0.10, abs=0.0002)
 register_metric("kid_std", r"kid_[a-z0-9-]+_[0-9.]+k?_std", "generation", "lower",
                 "standard deviation of KID over its subsets (a spread, not a quality)",
-                table="generation", rel=0.25, abs=0.0005)
+                table="generation", rel=0.25, abs=0.0005, spread=True)
 register_metric("outlier_mode_rate", r"outlier_mode_rate(_\w+)?", "generation", "lower",
                 "fraction of generated samples the domain classifier assigns to outlier classes",
-                unit="fraction", table="generation", figure="outlier_rate_vs_epsilon", abs=0.02)
+                unit="fraction", table="generation", figure="outlier_rate_vs_epsilon", abs=0.02,
+                primary=True)
 # Outlier detection: absolute points of AUROC / AUPR / FPR@95TPR.
 register_metric("auroc", r"auroc_(transductive|inductive)_\w+", "detection", "higher",
                 "area under ROC, outliers positive, higher score = more outlying",
-                table="detection", figure="auroc_vs_epsilon", abs=0.01)
+                table="detection", figure="auroc_vs_epsilon", abs=0.01, primary=True)
 register_metric("aupr_out", r"aupr_out_(transductive|inductive)_\w+", "detection", "higher",
                 "area under precision-recall with outliers positive",
                 table="detection", abs=0.02)
@@ -99,6 +105,24 @@ register_metric("recon", r"recon_\w+", "reconstruction", "lower",
 register_metric("perplexity", r"perplexity(_\w+)?", "codebook", "higher",
                 "codebook usage: exp of the entropy of code frequencies on the clean inlier "
                 "test split", unit="codes", table="reconstruction", rel=0.05)
+# Training health (bench.metrics.health): did the model learn? A newly degenerate seed (the
+# fraction of degenerate seeds rises above a baseline of none) is a regression.
+register_metric("degenerate", r"degenerate", "health", "lower",
+                "1 when the cell's training was flagged degenerate (its record's health field "
+                "says why), else 0; the mean is the fraction of degenerate seeds",
+                unit="fraction", table="health")
+register_metric("health_recon", r"health_recon_vs_mean_image", "health", "lower",
+                "clean-test reconstruction MSE / MSE of the mean training image (1: dead decoder)",
+                table="health", rel=0.25)
+register_metric("health_spread", r"health_sample_spread", "health", "higher",
+                "per-pixel spread of generated samples / that of the clean test images "
+                "(0: samples all alike)", table="health", rel=0.25)
+register_metric("health_loss", r"health_loss_drop", "health", "lower",
+                "last / first epoch training loss (1: the loss never moved)",
+                table="health", rel=0.25)
+register_metric("health_kl", r"health_kl_per_image", "health", "higher",
+                "VAEs: KL of the posterior to the prior at the last epoch (0: collapsed)",
+                unit="nats", table="health", rel=0.5)
 # Timings depend on the machine and its load (2x between runs on shared CPUs): informational
 # (a throughput cannot fall by more than 100%: never a regression).
 register_metric("train", r"train_images_per_s", "training", "higher",

@@ -34,6 +34,7 @@ import torch
 
 from bench.metrics.detection import detection_metrics
 from bench.metrics.fid import KID_SUBSETS, generation_metrics_with_protocol, kid_std_undefined
+from bench.metrics.health import health_values, health_verdict
 from bench.metrics.outlier_mode import outlier_mode_metric_name, outlier_mode_rate, scenario_domain
 from bench.metrics.perplexity import codebook_perplexities
 from bench.metrics.reconstruction import reconstruction_mse
@@ -45,11 +46,13 @@ METRICS: Registry[Any] = Registry("metric")
 
 @dataclass(frozen=True)
 class FitRecord:
-    """What the training run was: images trained on, epochs run, wall seconds of ``fit``."""
+    """What the training run was: images trained on, epochs run, wall seconds of ``fit``, and
+    the per-epoch history ``fit`` returned."""
 
     n_images: int
     epochs: int
     seconds: float
+    history: tuple = ()
 
 
 @dataclass
@@ -100,6 +103,13 @@ class EvalContext:
         if "domain" not in self.shared:
             self.shared["domain"] = scenario_domain(self.scenario, seed=0)
         return self.shared["domain"]
+
+    @property
+    def recon_mse(self) -> float:
+        """The clean-test reconstruction MSE (computed once, shared by the groups using it)."""
+        if "recon_mse" not in self.shared:
+            self.shared["recon_mse"] = reconstruction_mse(self.model, self.data.clean_test_images)
+        return self.shared["recon_mse"]
 
     @property
     def reference_key(self) -> str:
@@ -228,6 +238,18 @@ def _detection(ctx: EvalContext) -> Measured:
     return result
 
 
+@METRICS.register("health", description="did the model learn: recon vs the mean image, sample "
+                  "spread, loss drop, KL; artefact 'health' (ok | degenerate: reasons)",
+                  source=health_values.__module__)
+def _health(ctx: EvalContext) -> Measured:
+    history = ctx.fit.history if ctx.fit is not None else ()
+    values = health_values(ctx.recon_mse, ctx.data.train_images, ctx.data.clean_test_images,
+                           ctx.samples, history)
+    verdict = health_verdict(values)
+    values.append(defined("degenerate", float(verdict != "ok")))
+    return Measured(values, {"health": verdict})
+
+
 @METRICS.register("perplexity", description="codebook usage on the clean test split (VQ models)",
                   source=codebook_perplexities.__module__)
 def _perplexity(ctx: EvalContext) -> list[MetricValue]:
@@ -240,8 +262,7 @@ def _perplexity(ctx: EvalContext) -> list[MetricValue]:
                   source=reconstruction_mse.__module__)
 def _reconstruction(ctx: EvalContext) -> list[MetricValue]:
     images = ctx.data.clean_test_images
-    return [defined("recon_mse_clean_test", reconstruction_mse(ctx.model, images),
-                    n_images=len(images))]
+    return [defined("recon_mse_clean_test", ctx.recon_mse, n_images=len(images))]
 
 
 @METRICS.register("training", description="training images x epochs / fit wall seconds")

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.records import cell_id
+from bench.metrics.health import is_degenerate
+from bench.records import ARCHIVE, cell_id
 from bench.report.figures import Figure
-from bench.report.paired import CLAIMS, claims_markdown
+from bench.report.paired import CLAIMS, SUMMARY, claims_markdown
 from bench.report.tables import Table, table_markdown
 
 AGGREGATE_CSV = "aggregate.csv"
@@ -24,7 +25,8 @@ TABLES = "tables"
 def index_markdown(
     run_dir: Path, records: pd.DataFrame, aggregate: pd.DataFrame, tables: list[Table],
     figures: list[Figure], skipped: list[str], run_info: dict | None = None, *,
-    claims: pd.DataFrame | None = None, claims_note: str = "",
+    claims: pd.DataFrame | None = None, claims_summary: pd.DataFrame | None = None,
+    claims_note: str = "",
 ) -> str:
     """The index page: summary, tables, paired claims (or the note why there are none), figures
     (PNG inline, PDF linked), skips, provenance."""
@@ -38,9 +40,13 @@ def index_markdown(
         f"{aggregate['model'].nunique()} models. Generated "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", "",
         machine_line(records), "",
+        *uncommitted_lines(records),
+        *health_lines(records),
         *completeness_lines(records, run_info or {}),
         f"Every cell aggregated over seeds, full precision, long format: "
-        f"[{AGGREGATE_CSV}]({AGGREGATE_CSV}) (also the baseline format of `rvqvae-bench compare`).",
+        f"[{AGGREGATE_CSV}]({AGGREGATE_CSV}) (also the baseline format of `rvqvae-bench compare`). "
+        f"Every record: [{ARCHIVE}]({ARCHIVE}) (`rvqvae-bench report {ARCHIVE}` rebuilds these "
+        f"tables and claims from it alone).",
         "", "## Tables", "",
     ]
     if not tables:
@@ -53,9 +59,9 @@ def index_markdown(
     if claims is None:
         lines += [claims_note or "No paired claims.", ""]
     else:
-        lines += [claims_markdown(claims),
+        lines += [claims_markdown(claims, claims_summary),
                   f"Files: [Markdown]({TABLES}/{CLAIMS}.md) · [LaTeX]({TABLES}/{CLAIMS}.tex) · "
-                  f"[CSV]({TABLES}/{CLAIMS}.csv)", ""]
+                  f"[CSV]({TABLES}/{CLAIMS}.csv) · [summary CSV]({TABLES}/{SUMMARY}.csv)", ""]
     lines += ["## Figures", ""]
     for figure in figures:
         lines += [f"### {figure.title}", "", f"![{figure.title}]({figure.stem}.png)", "",
@@ -78,6 +84,40 @@ def machine_line(records: pd.DataFrame) -> str:
     shas = [str(sha)[:12] for sha in records["git_sha"] if _present(sha)]
     return (f"Computed on `{seen(records['device'])}`; seeds {', '.join(map(str, seeds))}; "
             f"torch {seen(torch_versions)}; git `{seen(shas)}`.")
+
+
+def uncommitted_lines(records: pd.DataFrame) -> list[str]:
+    """A warning when any record was made from code with uncommitted changes."""
+    dirty = sorted({str(sha)[:12] for sha in records["git_sha"]
+                    if _present(sha) and str(sha).endswith("-dirty")})
+    cells = records[records["git_sha"].astype(str).str.endswith("-dirty")].drop_duplicates(
+        ["scenario", "model", "seed"])
+    if not dirty:
+        return []
+    return [f"**Made from code with uncommitted changes** ({len(cells)} cells, git "
+            f"{', '.join(f'`{d}`' for d in dirty)}-dirty): no commit reproduces these numbers; "
+            f"rerun from committed code before publishing them.", ""]
+
+
+def health_lines(records: pd.DataFrame) -> list[str]:
+    """Training health per model: ``vqvae: 1 of 6 seeds degenerate`` and each degenerate cell
+    with its reasons; a note when the records predate the health check."""
+    cells = records[records["model"].notna()].drop_duplicates(["scenario", "model", "seed"])
+    cells = cells[~((cells["status"] == "failed") & (cells["metric"] == "cell"))]
+    if cells.empty:
+        return []
+    known = cells[cells["health"].map(_present)]
+    if known.empty:
+        return ["Training health: not recorded (records written before the health check).", ""]
+    flagged = known[known["health"].map(is_degenerate)]
+    counts = [f"{model}: {len(flagged[flagged['model'] == model])} of "
+              f"{len(known[known['model'] == model])} cells degenerate"
+              for model in pd.unique(known["model"])]
+    lines = [f"Training health ({len(flagged)} of {len(known)} cells degenerate): "
+             f"{'; '.join(counts)}.", ""]
+    lines += [f"- degenerate: `{cell_id(str(row.scenario), str(row.model), int(row.seed))}`: "
+              f"{str(row.health).partition(': ')[2]}" for row in flagged.itertuples()]
+    return lines + ([""] if len(flagged) else [])
 
 
 def completeness_lines(records: pd.DataFrame, run_info: dict) -> list[str]:
