@@ -102,3 +102,25 @@ def test_training_speed_command_checks_models_and_numbers_first(tmp_path, capsys
     assert main(["training-speed", "--repeats", "0", "--out", str(tmp_path)]) == 2
     assert "--repeats must be >= 1, got 0" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_run_takes_model_options_on_the_command_line(real_data, tmp_path, capsys):
+    """``run --model NAME:field=value`` works as in ``training-speed`` (it was "unknown model");
+    the spec's text is the model's label, so the plain model and the variant are two models."""
+    import json
+
+    out = tmp_path / "run"
+    argv = ["run", "--scenario", "mnist+fmnist@0.2", "--model", "vqvae:epochs=1:prior_epochs=1",
+            "--seeds", "0", "--train-size", "64", "--n-samples", "16", "--out", str(out),
+            "--quiet"]
+    assert main(argv) == 0
+    cells = sorted(p.name for p in (out / "cells").glob("*.json"))
+    assert cells == ["mnist+fmnist@0.2__vqvae_epochs_1_prior_epochs_1__s0.json"]
+    record = json.loads((out / "cells" / cells[0]).read_text())[0]
+    assert record["model"] == "vqvae:epochs=1:prior_epochs=1"
+    capsys.readouterr()
+    assert main(["run", "--scenario", "mnist+fmnist@0.2", "--model", "vqvae:epoch=1",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert capsys.readouterr().err.strip().startswith(
+        "rvqvae-bench: error: model 'vqvae' has no option(s) epoch; options: ")
+    assert not (tmp_path / "bad").exists()

@@ -8,6 +8,7 @@ cell of the grid is failed (failed now, or failed before and kept with ``--keep-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 MAX_EPOCHS = 10_000  # the paper presets train for 100 or fewer
@@ -24,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="register the scenarios of this TOML file first (repeatable); "
                              "run them with --scenario NAME or from a preset")
     parser.add_argument("--model", nargs="+", metavar="NAME",
-                        help="ad-hoc grid: model names (see 'rvqvae-bench models')")
+                        help="ad-hoc grid: model names (see 'rvqvae-bench models'), each "
+                             "optionally with options: NAME:field=value:... "
+                             "(e.g. rvqvae:warmup_epochs=1)")
     parser.add_argument("--seeds", nargs="+", type=int, metavar="N", help="seeds (default 0)")
     parser.add_argument("--train-size", type=int, help="override the scenarios' train size")
     parser.add_argument("--epochs", type=int, help="override every model's epochs")
@@ -51,10 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from bench.bounds import bounded
-    from bench.presets import ModelSpec, Preset, get_preset
+    from bench.presets import Preset, get_preset
     from bench.runner import run_preset
     from bench.scenarios import load_scenario_file
     from rvqvae.errors import UserError
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--scenario needs --model NAME [NAME...]; see 'rvqvae-bench models'")
         preset = Preset(name="adhoc", description="ad-hoc grid from the command line",
                         scenarios=tuple(args.scenario),
-                        models=tuple(ModelSpec(m) for m in args.model))
+                        models=tuple(_model_spec(m) for m in args.model))
     changes = {}
     for option, field in (("seeds", "seeds"), ("train_size", "train_size"),
                           ("n_samples", "n_samples"), ("device", "device")):
@@ -97,3 +98,12 @@ def run(args: argparse.Namespace) -> int:
                          ray_options=ray_options)
     print(summary.line(), file=sys.stderr)
     return 0 if summary.ok else 1
+
+
+def _model_spec(text: str):
+    """``NAME`` or ``NAME:field=value:...`` (as ``training-speed`` reads it); a spec with options
+    is labelled by its text, so that ``rvqvae`` and ``rvqvae:warmup_epochs=1`` are two models."""
+    from bench.presets import ModelSpec
+
+    spec = ModelSpec.parse(text)
+    return dataclasses.replace(spec, label=text) if spec.options else spec
