@@ -165,10 +165,12 @@ def _check_fits(span: float, x: torch.Tensor, weights: torch.Tensor | None) -> N
     """Refuse inputs whose squared distances could overflow the type the backends compute in
     (float32, or float64 for float64 inputs): every distance would be infinite and the GEMM
     form backends (``chunked``, ``compiled``) would pick other codewords than the direct ones.
-    The bound: ``D * max(w) * span^2``, with 8x room for the expanded form's terms."""
+    The bound: ``D * max(1, max(w)) * span^2``, with 8x room for the expanded form's terms
+    (a coordinate's squared difference can overflow before a zero weight drops it)."""
     largest = torch.finfo(compute_dtype(x.dtype)).max
     weight = 1.0 if weights is None or not weights.numel() else float(weights.max())
-    bound = x.shape[1] * weight * span * span  # Python floats: inf, never an error, on overflow
+    # Python floats: inf, never an error, on overflow
+    bound = x.shape[1] * max(weight, 1.0) * span * span
     if bound > largest / 8:
         raise ValueError(
             f"x and codebook values span {span:.3g} (D = {x.shape[1]}"
