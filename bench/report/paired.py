@@ -75,13 +75,7 @@ def paired_claims(
     if frame.empty:
         return pd.DataFrame(columns=list(CLAIM_COLUMNS))
     frame["primary"] = frame["metric"].map(lambda m: is_primary(m, primary))
-    frame["p_adjusted"] = rule.adjusted(frame["p_value"],
-                                        frame["primary"] & (frame["n_pairs"] >= rule.min_pairs()))
-    frame["verdict"] = [
-        rule.verdict(row.mean_diff, row.p_adjusted, row.n_pairs, row.direction,
-                     primary=row.primary) if row.n_pairs else rule.too_few()
-        for row in frame.itertuples()]
-    return frame[list(CLAIM_COLUMNS)].reset_index(drop=True)
+    return _decided(frame, frame["mean_diff"])[list(CLAIM_COLUMNS)].reset_index(drop=True)
 
 
 def summary_claims(claims: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
@@ -110,11 +104,19 @@ def summary_claims(claims: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
             "mean_sign": float(np.sign(np.concatenate(strata).mean())) if n_pairs else 0.0,
         })
     frame = pd.DataFrame(rows)
+    return _decided(frame, frame["mean_sign"])[list(SUMMARY_COLUMNS)]
+
+
+def _decided(frame: pd.DataFrame, effect: pd.Series) -> pd.DataFrame:
+    """``frame`` with ``p_adjusted`` (Benjamini–Hochberg over its primary rows that have enough
+    pairs for a verdict) and ``verdict`` by the sign of ``effect``."""
     frame["p_adjusted"] = rule.adjusted(frame["p_value"],
                                         frame["primary"] & (frame["n_pairs"] >= rule.min_pairs()))
-    frame["verdict"] = [rule.verdict(row.mean_sign, row.p_adjusted, row.n_pairs, row.direction,
-                                     primary=row.primary) for row in frame.itertuples()]
-    return frame[list(SUMMARY_COLUMNS)]
+    frame["verdict"] = [
+        rule.verdict(e, p, n, d, primary=primary)
+        for e, p, n, d, primary in zip(effect, frame["p_adjusted"], frame["n_pairs"],
+                                       frame["direction"], frame["primary"], strict=True)]
+    return frame
 
 
 def is_primary(metric: str, patterns: Sequence[str] | None = None) -> bool:
