@@ -189,7 +189,12 @@ def _evaluate(preset: Preset, model, data, scenario, seed: int, fit, artefacts: 
     ctx = EvalContext(model, data, scenario, n_samples=preset.n_samples,
                       extractor=preset.extractors[0], seed=seed, device=preset.device, fit=fit,
                       log=log)
-    measured = run_metrics(ctx)
+    groups = None
+    if preset.metrics:  # the chosen groups in their registry order, always with "health"
+        from bench.metrics.evaluate import METRICS
+
+        groups = [name for name in METRICS.names() if name in {*preset.metrics, "health"}]
+    measured = run_metrics(ctx, groups)
     values = measured.values
     for extractor in preset.extractors[1:]:
         values += run_metrics(ctx.with_extractor(extractor), ["generation"]).values

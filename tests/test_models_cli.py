@@ -124,3 +124,23 @@ def test_run_takes_model_options_on_the_command_line(real_data, tmp_path, capsys
     assert capsys.readouterr().err.strip().startswith(
         "rvqvae-bench: error: model 'vqvae' has no option(s) epoch; options: ")
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_preset_runs_a_subset_of_its_models_and_only_the_chosen_metric_groups(real_data,
+                                                                                 tmp_path):
+    """``--preset P --model LABEL`` keeps those models of P; ``--metrics health`` computes only
+    the health group (a training-health study) and the records still carry the health verdict."""
+    import json
+
+    out = tmp_path / "run"
+    assert main(["run", "--preset", "smoke", "--model", "vqvae", "--metrics", "health",
+                 "--out", str(out), "--quiet"]) == 0
+    cells = sorted(p.name for p in (out / "cells").glob("*.json"))
+    assert cells == ["mnist+fmnist@0.2__vqvae__s0.json"]
+    rows = json.loads((out / "cells" / cells[0]).read_text())
+    assert {r["metric"] for r in rows} == {"degenerate", "health_recon_vs_mean_image",
+                                           "health_sample_spread", "health_loss_drop"}
+    (health,) = {r["health"] for r in rows}  # one verdict per cell (smoke's 1 epoch: poor)
+    assert health == "ok" or health.startswith("degenerate: ")
+    run_info = json.loads((out / "run.json").read_text())
+    assert run_info["preset"]["metrics"] == ["health"]

@@ -115,6 +115,9 @@ def test_same_seed_gives_identical_numbers(real_data, tmp_path):
     (["--scenario", "nowhere@0.2", "--model", "vqvae"], "scenario 'nowhere@0.2' is unknown"),
     (["--scenario", "mnist+fmnist@0.2"], "--scenario needs --model"),
     (["--preset", "nope"], "preset 'nope' is unknown; known: ci, nsvae-paper, paper"),
+    (["--preset", "ci", "--model", "rvqvae", "nope"],
+     "--model nope is not a model of preset 'ci'; its models: vqvae, rvqvae,"),
+    (["--preset", "ci", "--metrics", "health", "nope"], "metric 'nope' is unknown; known:"),
 ])
 def test_bad_grids_fail_before_any_cell_with_one_line(tmp_path, capsys, argv, message):
     assert main(["run", *argv, "--out", str(tmp_path / "run")]) == 2

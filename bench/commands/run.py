@@ -27,7 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", nargs="+", metavar="NAME",
                         help="ad-hoc grid: model names (see 'rvqvae-bench models'), each "
                              "optionally with options: NAME:field=value:... "
-                             "(e.g. rvqvae:warmup_epochs=1)")
+                             "(e.g. rvqvae:warmup_epochs=1); with --preset: run only these "
+                             "of the preset's models (by their label)")
+    parser.add_argument("--metrics", nargs="+", metavar="GROUP",
+                        help="compute only these metric groups (see 'rvqvae-bench list'); the "
+                             "health group always runs (e.g. --metrics health for a "
+                             "training-health study)")
     parser.add_argument("--seeds", nargs="+", type=int, metavar="N", help="seeds (default 0)")
     parser.add_argument("--train-size", type=int, help="override the scenarios' train size")
     parser.add_argument("--epochs", type=int, help="override every model's epochs")
@@ -64,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         load_scenario_file(path)
     if args.preset:
         preset = get_preset(args.preset)
+        if args.model:
+            preset = dataclasses.replace(preset, models=_preset_models(preset, args.model))
     else:
         if not args.model:
             raise UserError("--scenario needs --model NAME [NAME...]; see 'rvqvae-bench models'")
@@ -72,10 +79,11 @@ def run(args: argparse.Namespace) -> int:
                         models=tuple(_model_spec(m) for m in args.model))
     changes = {}
     for option, field in (("seeds", "seeds"), ("train_size", "train_size"),
-                          ("n_samples", "n_samples"), ("device", "device")):
+                          ("n_samples", "n_samples"), ("device", "device"),
+                          ("metrics", "metrics")):
         value = getattr(args, option)
         if value is not None:  # 0 is a value (and an error), not "not given"
-            changes[field] = tuple(value) if option == "seeds" else value
+            changes[field] = tuple(value) if option in ("seeds", "metrics") else value
     if args.epochs is not None:
         if args.epochs < 1:
             raise UserError(f"--epochs must be >= 1, got {args.epochs}")
@@ -98,6 +106,18 @@ def run(args: argparse.Namespace) -> int:
                          ray_options=ray_options)
     print(summary.line(), file=sys.stderr)
     return 0 if summary.ok else 1
+
+
+def _preset_models(preset, labels: list[str]) -> tuple:
+    """The preset's models whose labels are ``labels`` (in the preset's order)."""
+    from rvqvae.errors import UserError
+
+    known = [spec.display for spec in preset.models]
+    unknown = [label for label in labels if label not in known]
+    if unknown:
+        raise UserError(f"--model {unknown[0]} is not a model of preset {preset.name!r}; its "
+                        f"models: {', '.join(known)} (without --preset, --model builds a grid)")
+    return tuple(spec for spec in preset.models if spec.display in labels)
 
 
 def _model_spec(text: str):

@@ -32,6 +32,7 @@ def check_preset(preset: Preset, *, gpu_here: bool = True) -> None:
 
     ``gpu_here=False``: a ``cuda`` device need not exist on this machine (a Ray cluster's GPUs
     are checked when the cluster is reached)."""
+    from bench.metrics.evaluate import METRICS
     from bench.metrics.extractors import EXTRACTORS
     from rvqvae.models import create_model
 
@@ -52,6 +53,8 @@ def check_preset(preset: Preset, *, gpu_here: bool = True) -> None:
     check_device(preset.device, gpu_here=gpu_here)
     for name in preset.extractors:
         EXTRACTORS.get(name)
+    for name in preset.metrics:
+        METRICS.get(name)
     for name in preset.scenarios:
         sized_scenario(preset, name)
     check_sample_count(preset, where)

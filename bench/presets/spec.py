@@ -62,6 +62,8 @@ class Preset:
     ``n_samples`` generated images per cell feed FID/KID and the outlier-mode rate, with
     each feature extractor in ``extractors``. ``contamination_known`` passes the
     scenario's epsilon to robust models as their epsilon-hat (otherwise they estimate it).
+    ``metrics`` names the metric groups to compute (empty: every registered group); the
+    ``health`` group always runs, so that every record carries its cell's health.
     """
 
     name: str
@@ -76,6 +78,7 @@ class Preset:
     extractors: tuple[str, ...] = ("domain",)
     contamination_known: bool = True
     device: str = "cpu"
+    metrics: tuple[str, ...] = ()  # metric groups to compute; () = all (health always runs)
 
     def cells(self) -> list[tuple[str, int, ModelSpec]]:
         """(scenario, seed, model) in run order: one scenario build serves all its models."""
