@@ -75,9 +75,9 @@ def test_keep_leaves_the_codebooks_as_warm_up_left_them():
 
 
 @pytest.mark.parametrize("score", ["recon", "inlier_distance"])
-def test_other_first_split_scores(score):
+def test_other_orientation_rules_split_on_their_score(score):
     # the inlier codebook as the score saw it: not re-initialised after the split
-    model, images, _ = _first_split_model(first_split_score=score, reinit_inlier_codebook=False)
+    model, images, _ = _first_split_model(orientation=score, reinit_inlier_codebook=False)
     assert torch.equal(model.outlier_set, top_scores_mask(model.split_scores(images, score), 10))
 
 
@@ -130,7 +130,7 @@ def test_split_momentum_keeps_part_of_the_previous_split():
 
 def test_true_flags_only_monitor_every_first_split_option():
     images, flags = _images(), torch.arange(40) % 4 == 0
-    for options in ({}, {"first_split_score": "recon", "split_momentum": 0.5},
+    for options in ({}, {"orientation": "recon", "split_momentum": 0.5}, {"orientation": "mass"},
                     {"outlier_init": "random", "split_score": "recon"}):
         a = RVQVAE(**{**TINY, "epochs": 3, "prior_epochs": 0, **options})
         b = RVQVAE(**{**TINY, "epochs": 3, "prior_epochs": 0, **options})
@@ -165,3 +165,29 @@ def test_no_inverted_split_on_mnist_fmnist_at_04_over_three_seeds(real_data):
             data.train_images, seed=seed, contamination=0.4, outlier_flags=data.train_is_outlier)
         finals.append(history[-1]["split_auroc"])
     assert min(finals) >= 0.8, finals
+
+
+def test_mass_orientation_swaps_an_outlier_codebook_that_serves_the_majority():
+    """orientation="mass": after a later split's check finds the outlier codebook serving more
+    than half of the examples, the split is re-oriented and both codebooks re-seeded."""
+    generator = torch.Generator().manual_seed(0)
+    templates = torch.rand(2, 1, 1, 28, 28, generator=generator)
+    noise = 0.05 * torch.randn(40, 1, 28, 28, generator=generator)
+    images = (torch.cat([templates[0].expand(10, -1, -1, -1), templates[1].expand(30, -1, -1, -1)])
+              + noise).clamp(0, 1)  # two groups: examples 0-9 and 10-39
+    model = RVQVAE(**{**TINY, "epochs": 1, "prior_epochs": 0, "orientation": "mass",
+                      "outlier_codebook_size": 8})
+    model.fit(images, seed=0, contamination=0.25)
+    assert int(model.outlier_set.sum()) == 10
+    majority = torch.arange(40) >= 10  # the "outlier" side made the majority, its codebook theirs
+    with torch.no_grad():
+        grids = model.encoder(images)
+        for book, side in ((model.outlier_codebook, majority), (model.inlier_codebook, ~majority)):
+            book.reset_to(kmeans_plus_plus(to_rows(grids[side]), 8, generator))
+    model.outlier_set = (torch.arange(40) >= 10) & (torch.arange(40) < 20)  # inside the majority
+    assert model._outlier_codebook_serves_the_majority(images)
+    record = model._resplit(images, torch.Generator().manual_seed(0))
+    assert record["orientation_swaps"] == 1 and record["split_outliers"] == 10
+    assert int((model.outlier_set[10:20]).sum()) < 5  # re-oriented away from the old set
+    again = model._resplit(images, torch.Generator().manual_seed(0))
+    assert "orientation_swaps" not in again  # once per fit: no flipping back and forth

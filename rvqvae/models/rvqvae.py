@@ -21,16 +21,32 @@ Every unstated choice is an option of :class:`RVQVAEConfig` (defaults in bracket
   outlier codebook fits the inliers), and which one training reaches is set by the first split.
   "majority": during warm-up the inlier codebook alone quantises every latent (one codebook, a
   model of the whole set, i.e. of its majority since eps < 0.5); at the end of warm-up the
-  round(eps * n) examples with the highest ``first_split_score`` are the first outlier set, and
-  the outlier codebook is re-initialised from their latents (``outlier_init``). "nearest" (the
+  round(eps * n) examples that the ``orientation`` rule ranks highest are the first outlier set,
+  and the outlier codebook is re-initialised from their latents (``outlier_init``). "nearest" (the
   earlier rule): during warm-up every latent uses its nearest codeword over both codebooks
   (ties -> inlier codebook) and the first split is by ``split_score`` like any later one; its
   codebooks end warm-up alike, so the first split is near chance and can lock in inverted.
-- ``first_split_score`` ["median_distance"] (with "majority"): per example, the squared
-  distance of its flattened encoder output (D x h x w) to the coordinate-wise median over the
-  training set, each coordinate scaled by its median absolute deviation (while eps < 0.5 the
-  median and MAD are inlier statistics); "recon": the reconstruction MSE; "inlier_distance":
-  the mean weighted distance to the inlier codebook (see ``split_score``).
+- ``orientation`` ["spread"] (with "majority"): the rule that decides which side of the first
+  split is the outlier side, each with what it assumes about the data:
+  "spread": the round(eps * n) examples whose flattened encoder output (D x h x w) is farthest
+  from the coordinate-wise median, each coordinate scaled by its median absolute deviation
+  (:func:`rvqvae.models.split_init.median_distance`). Assumes the outliers are the *spread*
+  group: it inverts where they are the tighter cluster (fmnist+mnist, noise at eps = 0.4: with
+  concentrated contamination the median and MAD are no longer inlier statistics).
+  "recon": the worst-reconstructed examples after warm-up (the ITLM idea, trimmed VQ-VAE's
+  criterion). Assumes the outliers are harder to fit; fails where they are easier.
+  "inlier_distance": the examples farthest from the inlier codebook (mean weighted distance,
+  see ``split_score``). Assumes the outliers lie far from the majority's codewords.
+  "mass": starts from the "spread" split, lets every example go freely to the codebook that
+  gives its latents the higher likelihood (each codebook a Gaussian mixture at its codewords
+  with the residual variance of its side: weighted distance + log-determinant, since the
+  distance alone favours the diffuse codebook), repeats until stable, and calls the side that
+  serves the majority the inlier side (:func:`rvqvae.models.split_init.mass_oriented_scores`);
+  the same check runs at every later split, and an outlier codebook that serves the majority
+  is swapped (the split re-oriented, both codebooks re-seeded, ``orientation_swaps`` in the
+  history) once per fit: groups that the mixture cannot separate would otherwise flip the
+  split back and forth every epoch (seen on synthetic images). Assumes only that inliers are
+  the majority and that a two-codebook mixture separates the two groups.
 - ``outlier_init`` ["kmeans++"] (with "majority"): the outlier codebook's codewords are
   k-means++ seeds (:func:`rvqvae.models.split_init.kmeans_plus_plus`) of the first outlier
   set's latents (at most 8192 rows, a random subset), and, with ``reinit_inlier_codebook``
@@ -74,6 +90,8 @@ from rvqvae.models.codebook import Codebook
 from rvqvae.models.outlier_split import split_by_score, split_quality, top_scores_mask
 from rvqvae.models.split_init import (
     kmeans_plus_plus,
+    likelihood_gap,
+    mass_oriented_scores,
     median_distance,
     sample_rows,
     smoothed_ranks,
@@ -93,7 +111,7 @@ class RVQVAEConfig(VQVAEConfig):
     warmup_epochs: int = 2  # picked by the rvqvae-ablation preset's stated rule
     split_score: str = "distance_gap"  # | "outlier_fraction" | "inlier_distance" | "recon"
     first_split: str = "majority"  # "majority" | "nearest"
-    first_split_score: str = "median_distance"  # | "recon" | "inlier_distance"
+    orientation: str = "spread"  # | "recon" | "inlier_distance" | "mass" (first_split="majority")
     outlier_init: str = "kmeans++"  # "kmeans++" | "random" | "keep" (first_split="majority")
     reinit_inlier_codebook: bool = True  # first_split="majority": from the inlier side too
     split_momentum: float = 0.7  # in [0, 1): weight of the previous epochs' ranks
@@ -117,7 +135,7 @@ class RVQVAE(VQVAE):
         "split_score": ("distance_gap", "outlier_fraction", "inlier_distance", "recon"),
         "first_split": ("majority", "nearest"),
         "contamination_source": ("given", "estimate"),
-        "first_split_score": ("median_distance", "recon", "inlier_distance"),
+        "orientation": ("spread", "recon", "inlier_distance", "mass"),
         "outlier_init": ("kmeans++", "random", "keep"),
         "estimate": ("otsu",),
     }
@@ -136,6 +154,7 @@ class RVQVAE(VQVAE):
         self._epoch_distances: tuple[Any, Any] | None = None
         self._freeze_distances = False  # weight_update="epoch": keep the first weights of an epoch
         self._ranks: torch.Tensor | None = None  # split_momentum: smoothed ranks so far
+        self._swapped = False  # orientation="mass": a later split was re-oriented once
 
     # -- public ---------------------------------------------------------------------------
     def split_scores(self, images: torch.Tensor, kind: str | None = None) -> torch.Tensor:
@@ -194,6 +213,7 @@ class RVQVAE(VQVAE):
         self._epoch_distances = None
         self._freeze_distances = False
         self._ranks = None
+        self._swapped = False
 
     def _start_epoch(self, epoch: int, images: torch.Tensor, generator: torch.Generator):
         # With weight_update="epoch" the weights are frozen at their first use in the epoch: not
@@ -226,7 +246,7 @@ class RVQVAE(VQVAE):
             return {}
         if self.outlier_set is None and self.config.first_split == "majority":
             return self._first_split(images, generator)
-        return self._resplit(images)
+        return self._resplit(images, generator)
 
     def _prior_examples(self, n: int) -> torch.Tensor:
         if self.outlier_set is None:
@@ -234,18 +254,38 @@ class RVQVAE(VQVAE):
         return (~self.outlier_set).nonzero().flatten()
 
     # -- internals ------------------------------------------------------------------------
-    def _resplit(self, images: torch.Tensor) -> dict[str, Any]:
+    def _resplit(self, images: torch.Tensor, generator: torch.Generator) -> dict[str, Any]:
+        if self.config.orientation == "mass" and not self._swapped \
+                and self._outlier_codebook_serves_the_majority(images):
+            # re-orient from the current split; a swap only when the mass rule's split shares
+            # less than half of the current one (examples near a tie make the check noisy)
+            scores = self._first_split_scores(images, generator, start=self.outlier_set)
+            count = int(self.outlier_set.sum())
+            shared = int((top_scores_mask(scores, count) & self.outlier_set).sum())
+            if 2 * shared < count:
+                self._ranks = None  # the smoothed ranks hold the inverted orientation
+                self._swapped = True
+                return {**self._first_split(images, generator, scores=scores),
+                        "orientation_swaps": 1}
         return self._split_on(self.split_scores(images))
 
     @torch.no_grad()
-    def _first_split(self, images: torch.Tensor, generator: torch.Generator) -> dict[str, Any]:
-        """first_split="majority": the examples the inlier codebook (the only one used during
-        warm-up) fits worst are the first outlier set; the outlier codebook is initialised from
-        their latents."""
-        if self.config.first_split_score == "median_distance":
-            scores = median_distance(self._latent_grids(images)).cpu()
-        else:
-            scores = self.split_scores(images, self.config.first_split_score)
+    def _outlier_codebook_serves_the_majority(self, images: torch.Tensor) -> bool:
+        """The mass rule's check: a free assignment of every example to the codebook that gives
+        its latents the higher likelihood puts more than half on the outlier codebook."""
+        books = (self.inlier_codebook.weight.detach(), self.outlier_codebook.weight.detach())
+        gap = likelihood_gap(self._latent_grids(images), self.outlier_set.to(self.device), books,
+                             eps=self.config.weight_epsilon)
+        return int((gap > 0).sum()) * 2 > gap.shape[0]
+
+    @torch.no_grad()
+    def _first_split(self, images: torch.Tensor, generator: torch.Generator, *,
+                     scores: torch.Tensor | None = None) -> dict[str, Any]:
+        """first_split="majority": the first outlier set by the ``orientation`` rule (from the
+        inlier codebook, the only one used during warm-up; or ``scores`` given); the codebooks
+        are initialised from the latents of their sides."""
+        if scores is None:
+            scores = self._first_split_scores(images, generator, start=None)
         record = self._split_on(scores)
         if self.config.outlier_init == "keep":
             return record
@@ -259,6 +299,22 @@ class RVQVAE(VQVAE):
                 book.reset_to(pick(latents, book.size, generator))
         return record
 
+    def _first_split_scores(self, images: torch.Tensor, generator: torch.Generator,
+                            start: torch.Tensor | None) -> torch.Tensor:
+        orientation = self.config.orientation
+        if orientation in ("recon", "inlier_distance"):
+            return self.split_scores(images, orientation)
+        grids = self._latent_grids(images)
+        scores = median_distance(grids).cpu()
+        if orientation == "spread":
+            return scores
+        if start is None:
+            start = split_by_score(scores, contamination=self._eps_for_split(),
+                                   estimate=self.config.estimate)
+        sizes = (self.inlier_codebook.size, self.outlier_codebook.size)
+        return mass_oriented_scores(grids, start.to(grids.device), sizes, generator,
+                                    eps=self.config.weight_epsilon).cpu()
+
     @torch.no_grad()
     def _latent_grids(self, images: torch.Tensor) -> torch.Tensor:
         """Encoder outputs N x D x h x w, on the model's device."""
@@ -268,10 +324,7 @@ class RVQVAE(VQVAE):
     def _split_on(self, scores: torch.Tensor) -> dict[str, Any]:
         """The next outlier set: the top round(eps * n) of ``scores`` (smoothed over epochs by
         ``split_momentum``; the count of an estimated eps comes from the raw scores)."""
-        contamination = self.config.contamination
-        if contamination is None:
-            contamination = self._contamination
-        self.outlier_set = split_by_score(scores, contamination=contamination,
+        self.outlier_set = split_by_score(scores, contamination=self._eps_for_split(),
                                           estimate=self.config.estimate)
         if self.config.split_momentum > 0:
             self._ranks = smoothed_ranks(scores, self._ranks, self.config.split_momentum)
@@ -281,6 +334,12 @@ class RVQVAE(VQVAE):
         return {"split_outliers": count,
                 "split_fraction": count / max(1, scores.shape[0]),
                 **split_quality(self.outlier_set, self._true_flags, scores)}
+
+    def _eps_for_split(self) -> float | None:
+        """eps of the next split: the config's, else fit's (None: estimate from the scores)."""
+        if self.config.contamination is not None:
+            return self.config.contamination
+        return self._contamination
 
     def distance_parameters(self) -> tuple[Any, Any]:
         """What each codebook's distance is computed with, (inlier, outlier): coordinate weights
