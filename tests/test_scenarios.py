@@ -215,7 +215,7 @@ def test_unknown_dataset_source_and_scenario_list_known_names():
     message = str(error.value)
     assert message.startswith(
         "scenario 'mnist+kmnist@0.2' is unknown; known families (add @epsilon, "
-        "e.g. mnist+fmnist@0.2): fmnist+mnist, mnist+fmnist, mnist+gaussian, "
+        "e.g. mnist+fmnist@0.2): fmnist+gaussian, fmnist+mnist, fmnist+uniform, "
     )
     assert "mnist0+rest" in message and "mnist9+rest" in message
 
