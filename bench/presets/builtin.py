@@ -18,6 +18,8 @@
   every robust model, 3 seeds); since the orientation study it is development data.
 - ``robust-dev``: every robust model on the development set, 6 seeds (the full robust study's
   development part).
+- ``robust-heldout``: the held-out part: five scenarios of structures not used before, every
+  robust model, 6 seeds; fixed in a commit of its own before any of its cells ran.
 
 - ``rvqvae-orientation``: RVQ-VAE's orientation rules (spread, recon, mass) on the
   development set (every scenario seen so far: mnist+fmnist, fmnist+mnist, mnist+uniform,
@@ -205,6 +207,25 @@ PRESETS.register("robust-dev", Preset(
     description="the full robust study's development part: every robust model on the "
                 "development set (5 families at epsilon 0.2 and 0.4), 6 seeds, 1000 images",
     scenarios=DEVELOPMENT_SET,
+    models=_ROBUST_MODELS,
+    seeds=tuple(range(6)),
+    **_STUDY_SIZE,
+))
+
+# Fixed in a commit of its own before any of its cells ran; run once, with the orientation
+# default that rvqvae-orientation's rule picks. Structures not used before: Fashion-MNIST
+# inliers with noise, a digit-vs-rest split of another digit at an off-grid epsilon, a subset of
+# classes as outliers, and one tight outlier class at a high epsilon (the regime where the
+# spread rule inverted).
+HELD_OUT_SET = ("fmnist+uniform@0.3", "fmnist+gaussian@0.25", "mnist7+rest@0.35",
+                "mnist+shoes@0.15", "fmnisttops+trousers@0.4")
+
+PRESETS.register("robust-heldout", Preset(
+    name="robust-heldout",
+    description="held-out robust study, fixed before any cell ran: fmnist+uniform@0.3, "
+                "fmnist+gaussian@0.25, mnist7+rest@0.35, mnist+shoes@0.15, "
+                "fmnisttops+trousers@0.4; every robust model; 6 seeds; 1000 images",
+    scenarios=HELD_OUT_SET,
     models=_ROBUST_MODELS,
     seeds=tuple(range(6)),
     **_STUDY_SIZE,
