@@ -16,7 +16,8 @@ from bench.records import ARCHIVE, read_archive
 from bench.report import REPORT_MARKER, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
-STUDIES = sorted(marker.parent for marker in (ROOT / "results").glob(f"*/{REPORT_MARKER}"))
+# every report under results/, at any depth (a study of several runs keeps one per run)
+STUDIES = sorted(marker.parent for marker in (ROOT / "results").rglob(REPORT_MARKER))
 REBUILT = ("aggregate.csv", "tables/claims.csv", "tables/claims_summary.csv")
 # baselines: (records file, the aggregate committed beside it)
 BASELINES = [(ROOT / "results/baselines/ci.records.json.gz", ROOT / "results/baselines/ci.csv")]
@@ -28,7 +29,7 @@ def test_every_committed_report_ships_its_records():
     assert not missing, f"reports without {ARCHIVE}: {missing}"
 
 
-@pytest.mark.parametrize("study", STUDIES, ids=lambda s: s.name)
+@pytest.mark.parametrize("study", STUDIES, ids=lambda s: str(s.relative_to(ROOT / "results")))
 def test_a_study_is_rebuilt_from_its_records_alone(study, tmp_path):
     archive = tmp_path / ARCHIVE
     shutil.copy(study / ARCHIVE, archive)  # nothing else of the study is at hand
