@@ -6,6 +6,7 @@ import json
 import math
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -302,6 +303,36 @@ def test_cli_prints_sections_and_a_verdict(baseline_csv, candidate, capsys):
         "0 protocol mismatches, 1 regressed, 0 missing, 1 improved, 0 new, 46 unchanged -> FAIL")
     regressed = out[out.index("REGRESSED"):out.index("IMPROVED")]
     assert "fid_domain_2k ↓" in regressed and "+12.3 (+100.0%)" in regressed
+
+
+def test_junit_and_markdown_carry_the_same_verdict(baseline_csv, candidate, tmp_path, capsys):
+    """``--junit``: valid against the JUnit schema CI systems read, one test case per compared
+    cell and metric, a failure exactly for the cells that fail the gate; ``--markdown``: the
+    verdict, counts and the failing cell, for a pull-request comment."""
+    import xml.etree.ElementTree as ET
+
+    import xmlschema
+
+    _edit(candidate, 0.2, "vqvae", "fid_domain_2k", _scale(2.0))
+    junit, markdown = tmp_path / "out" / "gate.xml", tmp_path / "out" / "gate.md"
+    assert main(["compare", str(baseline_csv), str(candidate), "--junit", str(junit),
+                 "--markdown", str(markdown)]) == 1
+    schema = xmlschema.XMLSchema(str(Path(__file__).parent / "data" / "junit.xsd"))
+    schema.validate(str(junit))
+    root = ET.parse(junit).getroot()
+    cases = root.findall("./testsuite/testcase")
+    failures = root.findall("./testsuite/testcase/failure")
+    assert len(cases) == int(root.get("tests")) == 48
+    assert [f.get("type") for f in failures] == ["regressed"] and root.get("failures") == "1"
+    assert failures[0].get("message").startswith(
+        "regressed: fid_domain_2k of vqvae on mnist+fmnist@0.2: ")
+    text = markdown.read_text()
+    assert text.startswith("### rvqvae-bench compare: ❌ FAIL")
+    assert "1 regressed" in text and "| regressed | mnist+fmnist@0.2 | vqvae | fid_domain_2k |" \
+        in text
+    capsys.readouterr()
+    assert main(["compare", str(baseline_csv), str(baseline_csv), "--junit", str(junit)]) == 0
+    assert ET.parse(junit).getroot().get("failures") == "0"
 
 
 def test_cli_json_output(baseline_csv, candidate, capsys):

@@ -1,8 +1,14 @@
-"""``rvqvae-bench compare BASELINE CANDIDATE``: exit 1 when any metric regressed (bench.compare)."""
+"""``rvqvae-bench compare BASELINE CANDIDATE``: exit 1 when any metric regressed (bench.compare).
+
+Exit status: 0 = no cell regressed, went missing or changed protocol; 1 = some did; 2 = bad
+input (one ``rvqvae-bench: error: ...`` line, nothing written). ``--junit`` and ``--markdown``
+write the same verdict for other CI systems (:mod:`bench.compare_output`).
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,6 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print the comparison as JSON instead of a table")
     parser.add_argument("--hide-unchanged", dest="show_unchanged", action="store_false",
                         help="list only the cells that changed or are problems")
+    parser.add_argument("--junit", metavar="FILE",
+                        help="also write the verdict as JUnit XML (one test case per compared "
+                             "cell and metric, a failure for each that fails the gate)")
+    parser.add_argument("--markdown", metavar="FILE",
+                        help="also write the verdict as Markdown (a pull-request comment)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     baseline, candidate = load_cells(args.baseline), load_cells(args.candidate)
     tolerances.check_patterns(set(baseline["metric"]) | set(candidate["metric"]))
     result = compare(baseline, candidate, tolerances)
+    _write_formats(args, result)
     notes = machine_notes(baseline, candidate)
     if args.json:
         print(comparison_json(result, baseline=str(args.baseline),
@@ -44,3 +56,18 @@ def run(args: argparse.Namespace) -> int:
         print("".join(f"note: {line} (not a failure)\n" for line in notes))
         print(format_comparison(result, show_unchanged=args.show_unchanged))
     return exit_status(result)
+
+
+def _write_formats(args: argparse.Namespace, result) -> None:
+    from bench.cache import atomic_write_text
+    from bench.compare_output import comparison_junit, comparison_markdown
+    from bench.run_folder import check_writable
+
+    for option, path in (("--junit", args.junit), ("--markdown", args.markdown)):
+        if path is not None:
+            check_writable(Path(path).parent, option)
+    if args.junit:
+        atomic_write_text(Path(args.junit), comparison_junit(result))
+    if args.markdown:
+        atomic_write_text(Path(args.markdown), comparison_markdown(
+            result, baseline=str(args.baseline), candidate=str(args.candidate)))
