@@ -184,7 +184,7 @@ def _evaluate(preset: Preset, model, data, scenario, seed: int, fit, artefacts: 
 
     Adds the first 64 samples and the outlier scores (for the report's figures) to ``artefacts``.
     """
-    from bench.metrics.evaluate import EvalContext, run_metrics
+    from bench.metrics.evaluate import EvalContext, phase_costs, run_metrics
 
     ctx = EvalContext(model, data, scenario, n_samples=preset.n_samples,
                       extractor=preset.extractors[0], seed=seed, device=preset.device, fit=fit,
@@ -198,6 +198,7 @@ def _evaluate(preset: Preset, model, data, scenario, seed: int, fit, artefacts: 
     values = measured.values
     for extractor in preset.extractors[1:]:
         values += run_metrics(ctx.with_extractor(extractor), ["generation"]).values
+    values += phase_costs(ctx)
     artefacts["samples.pt"] = _torch_bytes(ctx.samples[:64].clone())
     artefacts["scores.pt"] = _torch_bytes(measured.artefacts.get("scores", {}))
     return values, measured.artefacts.get("health")

@@ -138,8 +138,12 @@ def test_a_preset_runs_a_subset_of_its_models_and_only_the_chosen_metric_groups(
     cells = sorted(p.name for p in (out / "cells").glob("*.json"))
     assert cells == ["mnist+fmnist@0.2__vqvae__s0.json"]
     rows = json.loads((out / "cells" / cells[0]).read_text())
-    assert {r["metric"] for r in rows} == {"degenerate", "health_recon_vs_mean_image",
-                                           "health_sample_spread", "health_loss_drop"}
+    assert {r["metric"] for r in rows} == {
+        "degenerate", "health_recon_vs_mean_image", "health_sample_spread", "health_loss_drop",
+        # the cell's cost per phase
+        "seconds_fit", "seconds_prior", "seconds_sampling", "seconds_metrics_health"}
+    seconds = {r["metric"]: r["value"] for r in rows if r["metric"].startswith("seconds_")}
+    assert 0 < seconds["seconds_prior"] < seconds["seconds_fit"]
     (health,) = {r["health"] for r in rows}  # one verdict per cell (smoke's 1 epoch: poor)
     assert health == "ok" or health.startswith("degenerate: ")
     run_info = json.loads((out / "run.json").read_text())

@@ -13,6 +13,7 @@ import bench.cell
 import bench.runner as runner
 from bench import records
 from bench.cli import main
+from bench.metrics.catalog import is_timing
 from bench.presets import ModelSpec, Preset, get_preset
 from bench.ray_executor import KILL_HOOK, RayOptions
 from bench.run_lock import RunLocked, run_lock
@@ -54,7 +55,7 @@ def _cells(run_dir):
     for path in sorted((run_dir / "cells").glob("*.json")):
         out[path.name] = [{k: v for k, v in row.items() if k not in TIMING}
                           for row in json.loads(path.read_text())
-                          if row["metric"] != "train_images_per_s"]
+                          if not is_timing(row["metric"])]
     return out
 
 

@@ -15,7 +15,7 @@ Metric names carry their protocol (extractor, sample count, detection mode, scor
 - reconstruction: ``recon_mse_clean_test``; codebook: ``perplexity[_<codebook>]``;
 - training health: ``degenerate`` (0/1), ``health_recon_vs_mean_image``,
   ``health_sample_spread``, ``health_loss_drop``, ``health_kl_per_image``;
-- training: ``train_images_per_s``;
+- training: ``train_images_per_s``; cost: ``seconds_<phase>`` per phase of a cell;
 - kernels: ``vectors_per_s``, ``gflops``, ``ratio_faiss``, ``pct_gemm``, ``compile_s``,
   ``agreement``.
 """
@@ -43,7 +43,7 @@ class MetricFamily:
     """Metrics whose names fully match ``pattern`` (a regular expression)."""
 
     pattern: str
-    family: str  # generation | detection | reconstruction | codebook | training | kernel
+    family: str  # generation | detection | reconstruction | codebook | training | cost | ...
     direction: str  # "lower" or "higher" is better
     description: str
     unit: str = ""
@@ -128,6 +128,9 @@ register_metric("health_kl", r"health_kl_per_image", "health", "higher",
 register_metric("train", r"train_images_per_s", "training", "higher",
                 "training throughput: training images x epochs / fit wall seconds",
                 unit="images/s", table="training", rel=1.0)
+register_metric("seconds", r"seconds_\w+", "cost", "lower",
+                "wall seconds of one phase of the cell (fit, prior, sampling, a metric group)",
+                unit="s", table="training", rel=1000.0)
 register_metric("kernel_rate", r"(vectors_per_s|gflops)", "kernel", "higher",
                 "nearest-codeword search throughput (vectors/s, GFLOP/s of 2NKD)",
                 unit="1/s", table="kernel", rel=1.0)
@@ -156,6 +159,15 @@ def metric_family(metric: str) -> MetricFamily:
         else:
             raise KeyError(f"metric {metric!r} matches no registered metric family")
     return _FOUND[metric]
+
+
+def is_timing(metric: str) -> bool:
+    """A wall-clock measurement of the machine (throughput, a phase's seconds): it differs
+    between two runs of the same cell, unlike every other value."""
+    try:
+        return metric_family(str(metric)).family in ("training", "cost")
+    except KeyError:
+        return False
 
 
 def table_of(metric: str) -> str:

@@ -84,10 +84,18 @@ class EvalContext:
     @property
     def samples(self) -> torch.Tensor:
         if "samples" not in self.shared:
+            started = time.perf_counter()
             with torch.no_grad():
                 self.shared["samples"] = self.model.sample(
                     self.n_samples, seed=self.seed).detach().cpu()
+            self.seconds["sampling"] = time.perf_counter() - started
         return self.shared["samples"]
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        """Wall seconds per phase of the evaluation so far: ``sampling`` and one entry per metric
+        group run (``metrics_<group>``, without the sampling it triggered)."""
+        return self.shared.setdefault("seconds", {})
 
     def with_extractor(self, extractor: str) -> EvalContext:
         """The same cell measured with another feature extractor (samples, domain shared)."""
@@ -160,6 +168,7 @@ def run_metrics(ctx: EvalContext, metrics: Sequence[str] | None = None) -> Measu
     result = Measured()
     for name in metrics if metrics is not None else METRICS.names():
         started = time.perf_counter()
+        sampling_before = ctx.seconds.get("sampling", 0.0)
         group = METRICS.get(name)(ctx)
         group = group if isinstance(group, Measured) else Measured(list(group))
         result.values.extend(group.values)
@@ -168,6 +177,10 @@ def run_metrics(ctx: EvalContext, metrics: Sequence[str] | None = None) -> Measu
             raise ValueError(f"metric group {name!r} returns artefact {sorted(clash)[0]!r} "
                              "that another group already returned")
         result.artefacts.update(group.artefacts)
+        elapsed = time.perf_counter() - started
+        key = f"metrics_{name}"  # summed over extractors
+        ctx.seconds[key] = ctx.seconds.get(key, 0.0) + elapsed - (
+            ctx.seconds.get("sampling", 0.0) - sampling_before)
         if ctx.log is not None:
             ctx.log(f"metrics {name} ({ctx.extractor}): {len(group.values)} value(s) in "
                     f"{time.perf_counter() - started:.1f} s")
@@ -272,6 +285,22 @@ def _training(ctx: EvalContext) -> list[MetricValue]:
     rate = ctx.fit.n_images * max(ctx.fit.epochs, 1) / ctx.fit.seconds
     # A machine fact, not a measurement protocol: the thread count it ran on.
     return [MetricValue("train_images_per_s", rate, protocol={"threads": torch.get_num_threads()})]
+
+
+def phase_costs(ctx: EvalContext) -> list[MetricValue]:
+    """The cell's cost per phase, as metric values ``seconds_<phase>`` (wall seconds on this
+    machine, its thread count as protocol): ``fit`` (training, the prior included), ``prior``
+    (its share, for models with one), ``sampling`` and ``metrics_<group>`` per metric group."""
+    phases: dict[str, float] = {}
+    if ctx.fit is not None:
+        phases["fit"] = ctx.fit.seconds
+    prior = getattr(ctx.model, "prior_seconds", None)
+    if isinstance(prior, float):
+        phases["prior"] = prior
+    phases.update(ctx.seconds)
+    threads = {"threads": torch.get_num_threads()}
+    return [MetricValue(f"seconds_{phase}", value, protocol=threads)
+            for phase, value in phases.items()]
 
 
 def _batched_scores(model, images: torch.Tensor, batch_size: int = 1024) -> dict[str, torch.Tensor]:

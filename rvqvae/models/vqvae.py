@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -99,6 +100,7 @@ class VQVAE(GenerativeModel):
                     f"{name}={value!r} is not supported; choose one of {', '.join(allowed)}")
         self.register_buffer("image_shape", torch.tensor([self.config.in_channels, 28, 28]))
         self.prior_history: list[dict[str, Any]] = []
+        self.prior_seconds: float | None = None  # wall seconds of the last fit's prior training
         self._build(seed=0)
 
     # -- training -------------------------------------------------------------------------
@@ -139,12 +141,14 @@ class VQVAE(GenerativeModel):
             history.append(record)
             if on_epoch is not None:
                 on_epoch(record)
+        prior_start = time.perf_counter()
         prior_examples = self._prior_examples(images.shape[0])
         codes = self.encode_codes(images[prior_examples])
         self.prior_history = self.prior.fit(
             codes, epochs=self.config.prior_epochs, batch_size=self.config.prior_batch_size,
             lr=self.config.prior_lr, generator=generator,
         )
+        self.prior_seconds = time.perf_counter() - prior_start
         self.eval()
         return history
 
