@@ -97,7 +97,11 @@ def run_preset(
         with CellProgress(len(cells), done_before=len(skipped) + len(kept), log=log) as board:
             if executor == "ray":
                 from bench.ray_executor import run_on_ray
+                from bench.schedule import expected_cost, longest_first
 
+                # parallel workers: longest expected cells first (the local executor runs one
+                # cell at a time, where the order cannot shorten the run: grid order)
+                todo = longest_first(todo, expected_cost(preset, run_dir))
                 statuses = run_on_ray(preset, todo, run_dir, options=ray_options,
                                       progress=progress, board=board, total=len(cells))
             else:
