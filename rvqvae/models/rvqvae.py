@@ -26,8 +26,10 @@ Every unstated choice is an option of :class:`RVQVAEConfig` (defaults in bracket
   earlier rule): during warm-up every latent uses its nearest codeword over both codebooks
   (ties -> inlier codebook) and the first split is by ``split_score`` like any later one; its
   codebooks end warm-up alike, so the first split is near chance and can lock in inverted.
-- ``orientation`` ["spread"] (with "majority"): the rule that decides which side of the first
-  split is the outlier side, each with what it assumes about the data:
+- ``orientation`` ["recon", chosen by the stated rule of the ``rvqvae-orientation`` preset
+  over "spread", the default until then; see ``results/rvqvae-orientation``] (with
+  "majority"): the rule that decides which side of the first split is the outlier side, each
+  with what it assumes about the data:
   "spread": the round(eps * n) examples whose flattened encoder output (D x h x w) is farthest
   from the coordinate-wise median, each coordinate scaled by its median absolute deviation
   (:func:`rvqvae.models.split_init.median_distance`). Assumes the outliers are the *spread*
@@ -111,7 +113,7 @@ class RVQVAEConfig(VQVAEConfig):
     warmup_epochs: int = 2  # picked by the rvqvae-ablation preset's stated rule
     split_score: str = "distance_gap"  # | "outlier_fraction" | "inlier_distance" | "recon"
     first_split: str = "majority"  # "majority" | "nearest"
-    orientation: str = "spread"  # | "recon" | "inlier_distance" | "mass" (first_split="majority")
+    orientation: str = "recon"  # | "spread" | "inlier_distance" | "mass" (rvqvae-orientation)
     outlier_init: str = "kmeans++"  # "kmeans++" | "random" | "keep" (first_split="majority")
     reinit_inlier_codebook: bool = True  # first_split="majority": from the inlier side too
     split_momentum: float = 0.7  # in [0, 1): weight of the previous epochs' ranks
