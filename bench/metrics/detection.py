@@ -33,6 +33,7 @@ from torchmetrics.functional.classification import (
 )
 
 from bench.metrics.values import MetricValue, defined, undefined
+from rvqvae.models.outlier_split import dense_rank
 
 DETECTION_MODES = ("transductive", "inductive")
 DETECTION_METRICS = ("auroc", "aupr_out", "aupr_in", "fpr95")
@@ -72,7 +73,7 @@ def detection_metrics(
         if reason:
             values.extend(undefined(name, reason, **protocol) for name in names)
             continue
-        numbers = _detection_numbers(_dense_rank(score), target)
+        numbers = _detection_numbers(dense_rank(score), target)
         values.extend(
             defined(name, numbers[m], **protocol)
             for name, m in zip(names, DETECTION_METRICS, strict=True)
@@ -85,7 +86,7 @@ def roc_curve(score, is_outlier) -> tuple[torch.Tensor, torch.Tensor, float]:
     compute them (torchmetrics on dense ranks; outliers positive, higher = more outlying; tied
     scores move along the diagonal). The report's ROC figures draw these curves."""
     target = torch.as_tensor(is_outlier).flatten().long()
-    rank = _dense_rank(torch.as_tensor(score).flatten().double())
+    rank = dense_rank(torch.as_tensor(score).flatten().double())
     fpr, tpr, _ = binary_roc(rank, target)
     return fpr.double(), tpr.double(), float(binary_auroc(rank, target))
 
@@ -95,7 +96,7 @@ def fpr_at_tpr(
 ) -> float:
     """FPR on inliers at the first threshold (highest first) where TPR on outliers >= tpr_level."""
     target = torch.as_tensor(is_outlier).flatten().long()
-    fpr, tpr, _ = binary_roc(_dense_rank(score.flatten()), target)
+    fpr, tpr, _ = binary_roc(dense_rank(score.flatten()), target)
     # torchmetrics returns float32 rates; recover the integer counts and divide in float64
     # (as sklearn does) so that e.g. 19 of 20 outliers is exactly TPR 0.95
     n_outliers = int(target.sum())
@@ -113,13 +114,6 @@ def _detection_numbers(rank: torch.Tensor, target: torch.Tensor) -> dict[str, fl
         "aupr_in": float(binary_average_precision(1.0 - rank, 1 - target)),
         "fpr95": fpr_at_tpr(rank, target),
     }
-
-
-def _dense_rank(score: torch.Tensor) -> torch.Tensor:
-    """Scores mapped to [0, 1] by their dense rank (float64): same order, same ties."""
-    _, rank = torch.unique(score, sorted=True, return_inverse=True)
-    top = max(int(rank.max()), 1) if rank.numel() else 1
-    return rank.to(torch.float64) / top
 
 
 def _undefined_split_reason(n: int, n_outliers: int, mode: str) -> str:

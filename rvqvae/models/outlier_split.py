@@ -108,5 +108,14 @@ def score_auroc(scores: torch.Tensor, true_flags: torch.Tensor) -> float:
     outliers = int(flags.sum())
     if outliers == 0 or outliers == flags.numel():
         return float("nan")
+    return float(binary_auroc(dense_rank(scores), flags))
+
+
+def dense_rank(scores: torch.Tensor) -> torch.Tensor:
+    """Scores (any shape, flattened, on the CPU) mapped to [0, 1] by their dense rank, float64:
+    the same order and the same ties. The rank-based metrics (here and the harness's detection
+    metrics) take these instead of raw scores, which torchmetrics would pass through a sigmoid
+    when outside [0, 1]."""
     _, rank = torch.unique(scores.detach().flatten().cpu(), sorted=True, return_inverse=True)
-    return float(binary_auroc(rank.double() / max(int(rank.max()), 1), flags))
+    top = max(int(rank.max()), 1) if rank.numel() else 1
+    return rank.to(torch.float64) / top
