@@ -2,8 +2,10 @@
 
 Each sub-command lives in its own module under :mod:`bench.commands` with two functions,
 ``add_arguments(parser)`` and ``run(args) -> int``; modules are imported only when their
-command runs, so ``rvqvae-bench --help`` stays fast. A :class:`~rvqvae.errors.UserError`
-becomes one ``rvqvae-bench: error: ...`` line and exit status 2.
+command runs, so ``rvqvae-bench --help`` stays fast. Every command first loads the plugins
+(:mod:`bench.plugins`: installed entry points and ``--plugin MODULE_OR_FILE``). A
+:class:`~rvqvae.errors.UserError` becomes one ``rvqvae-bench: error: ...`` line and exit
+status 2.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub.required = True
     for name, help_text in COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        command_parser.add_argument(
+            "--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+            help="load this plugin first (a module name or a .py file; repeatable): it may "
+                 "register models, metrics, scenarios, backends, extractors, datasets")
         if name == command:
             _module(name).add_arguments(command_parser)
     return parser
@@ -55,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command if command in COMMANDS else None).parse_args(argv)
     try:
+        from bench.plugins import load_plugins
+
+        load_plugins(args.plugin)
         return int(_module(args.command).run(args) or 0)
     except UserError as error:
         print(f"rvqvae-bench: error: {error}", file=sys.stderr)

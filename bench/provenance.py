@@ -74,9 +74,14 @@ def config_hash(config: Any) -> str:
 
 
 def provenance(device: str = "cpu") -> dict[str, Any]:
-    """The provenance fields stamped on every record and results file."""
-    return {
+    """The provenance fields stamped on every record and results file; ``plugins`` (name,
+    version, file) only when plugins are loaded, so built-in records keep their fields."""
+    from bench.plugins import loaded_plugins
+
+    fields = {
         "git_sha": git_sha(),
         "versions": package_versions(),
         "device": device_name(device),
     }
+    plugins = [plugin.provenance() for plugin in loaded_plugins()]
+    return {**fields, "plugins": plugins} if plugins else fields

@@ -4,7 +4,8 @@ Every unfinished cell becomes one Ray task asking for ``cpus_per_cell`` CPUs and
 ``gpus_per_cell`` GPUs (fractions allowed; a ``cuda`` preset asks for 1 by default). The task
 sets torch's thread count to ``cpus_per_cell`` explicitly, so a cell's numbers do not depend on
 the node it lands on, and computes the cell with :func:`bench.cell.compute_cell`, exactly as
-the local executor does.
+the local executor does. Each worker first loads the driver's plugins
+(:func:`bench.plugins.install`; a file plugin travels as its source text).
 
 No shared filesystem: the driver builds each scenario's data once per seed and puts it in
 Ray's object store (workers never read the data cache or the network for it); the pinned domain
@@ -37,6 +38,7 @@ from pathlib import Path
 
 from bench.bounds import bounded
 from bench.cell import Cell, CellResult, build_data, compute_cell, failed_result, finish_cell
+from bench.plugins import Plugin, install, loaded_plugins
 from bench.presets import Preset
 from bench.presets.checks import sized_scenario
 from bench.progress import CellProgress
@@ -106,14 +108,16 @@ def run_on_ray(preset: Preset, todo: list[tuple[int, Cell]], run_dir: Path, *,
             max_retries=options.max_retries, retry_exceptions=False)
         worker_preset = preset if not preset.device.startswith("cuda") else \
             dataclasses.replace(preset, device="cuda")  # Ray picks the GPU (CUDA_VISIBLE_DEVICES)
+        plugins = loaded_plugins()  # each worker loads the driver's plugins before its cell
         data_refs: dict[tuple[str, int], object] = {}  # one data set per (scenario, seed)
         pending = {}
         for number, cell in todo:
             key = (cell.scenario, cell.seed)
             if key not in data_refs:
                 data_refs[key] = ray.put(build_data(preset, cell))
-            ref = task.remote(worker_preset, cell, sized_scenario(preset, cell.scenario),
-                              data_refs[key], options.cpus_per_cell, progress)
+            ref = task.remote(plugins, worker_preset, cell,
+                              sized_scenario(preset, cell.scenario), data_refs[key],
+                              options.cpus_per_cell, progress)
             pending[ref] = (number, cell)
         board.log(f"{len(todo)} cell(s) submitted to Ray "
                   f"({options.cpus_per_cell} CPU, {options.gpus(preset):g} GPU each)")
@@ -152,12 +156,13 @@ def connected(options: RayOptions, preset: Preset, *, progress: bool = True) -> 
             ray.shutdown()
 
 
-def _cell_task(preset: Preset, cell: Cell, scenario, data, threads: int,
+def _cell_task(plugins: list[Plugin], preset: Preset, cell: Cell, scenario, data, threads: int,
                progress: bool) -> CellResult:
-    """The Ray task: one cell on a worker, ``threads`` torch threads."""
+    """The Ray task: one cell on a worker, ``threads`` torch threads, the driver's plugins."""
     import torch
 
     _kill_hook(cell.id)
+    install(plugins)
     torch.set_num_threads(threads)
 
     def log(line: str) -> None:

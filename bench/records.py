@@ -17,7 +17,9 @@ Record fields (``RECORD_FIELDS``):
 - ``config_hash, git_sha, versions, device, wall_s, cell_id, timestamp``: provenance
   (``git_sha`` ends in ``-dirty`` when the code had uncommitted changes);
 - ``health``: the cell's training health, ``ok`` or ``degenerate: <reasons>``
-  (:mod:`bench.metrics.health`; empty in records written before it existed).
+  (:mod:`bench.metrics.health`; empty in records written before it existed);
+- ``plugins``: JSON text of the plugins loaded when the record was computed (name, version,
+  file; :mod:`bench.plugins`), empty when none were.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from rvqvae.errors import UserError
 RECORD_FIELDS = (
     "scenario", "model", "seed", "metric", "value", "status", "error", "epsilon", "inlier",
     "outlier", "protocol", "config_hash", "git_sha", "versions", "device", "wall_s", "cell_id",
-    "timestamp", "health",
+    "timestamp", "health", "plugins",
 )
 STATUSES = ("ok", "undefined", "failed")
 CELLS = "cells"
@@ -56,8 +58,9 @@ def make_record(**fields: Any) -> dict[str, Any]:
     record["value"] = float("nan") if value is None else float(value)
     if isinstance(record["protocol"], Mapping):
         record["protocol"] = json.dumps(record["protocol"], sort_keys=True)
-    if isinstance(record["versions"], Mapping):
-        record["versions"] = json.dumps(record["versions"], sort_keys=True)
+    for name in ("versions", "plugins"):
+        if isinstance(record[name], (Mapping, list)):
+            record[name] = json.dumps(record[name], sort_keys=True)
     record.setdefault("timestamp", None)
     record["timestamp"] = record["timestamp"] or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return record

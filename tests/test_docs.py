@@ -37,6 +37,9 @@ def test_the_extending_guide_has_an_example_for_each_kind_of_extension():
     for heading in ("## A model", "## A metric", "## A scenario", "## A kernel backend"):
         section = text.split(heading, 1)[1].split("\n## ", 1)[0]
         assert python_blocks(section), heading
+    # the plugin's example is a file of its own, run from the CLI by tests/test_plugins.py
+    section = text.split("## A plugin", 1)[1]
+    assert "(../examples/plugin/rvqvae_bench_example.py)" in section
 
 
 @pytest.mark.parametrize("document", [d for d in DOCUMENTS
@@ -52,7 +55,8 @@ def test_python_examples_run(document, tmp_path):
 
 MAP_KINDS = {"models": "model", "metric-groups": "metric group",
              "scenario-families": "scenario family", "quantizer-backends": "kernel backend",
-             "kernel-grids": "kernel grid", "presets": "preset"}
+             "kernel-grids": "kernel grid", "presets": "preset",
+             "feature-extractors": "feature extractor", "datasets": "dataset"}
 
 
 def test_readme_map_names_every_registered_entry_with_its_file():

@@ -68,6 +68,8 @@ def test_every_entry_records_the_file_that_defines_it():
     assert files["quantizer-backends"]["chunked"] == "rvqvae/quantize/chunked.py"
     assert files["quantizer-backends"]["fused"] == "rvqvae/quantize/fused_cpu.py"
     assert files["kernel-grids"]["ci"] == "bench/kernels/grid.py"
+    assert files["feature-extractors"]["inception"] == "bench/metrics/extractors.py"
+    assert files["datasets"]["mnist"] == "bench/data/datasets.py"
     for kind, entries in files.items():  # every file exists in the checkout
         assert entries and all((ROOT / f).is_file() for f in entries.values()), kind
 
@@ -89,11 +91,12 @@ def test_list_command_prints_every_registry_or_one_error_line(capsys):
 
     assert main(["list", "models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["models"]
-    assert {"name": "vqvae", "file": "rvqvae/models/vqvae.py"}.items() <= rows[-1].items()
+    assert {"name": "vqvae", "origin": "built-in",
+            "file": "rvqvae/models/vqvae.py"}.items() <= rows[-1].items()
     assert main(["list", "kernel-grids"]) == 0
     assert capsys.readouterr().out.startswith("kernel-grids (3)\n  ci ")
     assert main(["list", "nope"]) == 2
     assert capsys.readouterr().err.strip() == (
         "rvqvae-bench: error: registry 'nope' is unknown; known: models, presets, "
         "scenario-families, scenarios, metric-groups, metric-families, quantizer-backends, "
-        "kernel-grids")
+        "kernel-grids, feature-extractors, datasets")

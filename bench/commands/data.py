@@ -72,7 +72,7 @@ def _list(args: argparse.Namespace) -> int:
                 "name": entry.name,
                 "splits": list(reader.splits),
                 "shape": "x".join(map(str, reader.image_shape)),
-                "source": entry.info.get("source", ""),
+                "source": entry.info.get("files", ""),
                 "available": bool(location) and not corrupt,
                 "location": location,
                 "corrupt": corrupt,

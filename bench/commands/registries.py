@@ -3,8 +3,9 @@
     rvqvae-bench list [KIND ...] [--json]
 
 Kinds (:data:`KINDS`): models, presets, scenario-families, scenarios, metric-groups,
-metric-families, quantizer-backends, kernel-grids. One pattern for all of them: each is a
-:class:`rvqvae.registry.Registry`, and each entry records where it was defined.
+metric-families, quantizer-backends, kernel-grids, feature-extractors, datasets. One pattern
+for all of them: each is a :class:`rvqvae.registry.Registry`, and each entry records where it
+was defined and whether it is built in or came from a plugin (:mod:`bench.plugins`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ KINDS = {  # kind -> (module, registry attribute)
     "metric-families": ("bench.metrics.catalog", "METRIC_FAMILIES"),
     "quantizer-backends": ("rvqvae.quantize", "BACKENDS"),
     "kernel-grids": ("bench.kernels.grid", "KERNEL_GRIDS"),
+    "feature-extractors": ("bench.metrics.extractors", "EXTRACTORS"),
+    "datasets": ("bench.data.datasets", "DATASETS"),
 }
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,16 +51,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"{kind} ({len(rows)})")
         width = max((len(row["name"]) for row in rows), default=0)
         for row in rows:
-            print(f"  {row['name']:<{width}}  {row['file']}  {row['description']}")
+            print(f"  {row['name']:<{width}}  [{row['origin']}] {row['file']}  "
+                  f"{row['description']}")
     return 0
 
 
 def registry_rows(kind: str) -> list[dict[str, str]]:
-    """``name``, ``file`` (relative to the checkout where possible) and ``description``."""
+    """``name``, ``origin`` (``built-in``, ``plugin NAME``, ...), ``file`` (relative to the
+    checkout where possible) and ``description``."""
+    from bench.plugins import origin
+
     module, attribute = KINDS[kind]
     registry = getattr(importlib.import_module(module), attribute)
-    return [{"name": entry.name, "file": source_file(entry.source),
-             "description": entry.description} for entry in registry.entries()]
+    return [{"name": entry.name, "origin": origin(entry.source),
+             "file": source_file(entry.source), "description": entry.description}
+            for entry in registry.entries()]
 
 
 def source_file(source: str) -> str:

@@ -161,7 +161,7 @@ for _name, _classes, _text in (
             class_counts=CLASS_COUNTS[_name],
         ),
         description=_text,
-        source="cache",
+        files="cache",
     )
 
 
@@ -212,7 +212,7 @@ DATASETS.register(
         num_classes=10,
     ),
     description="CIFAR-10 from the user's cifar-10-batches-py folder, 50k/10k, 3x32x32",
-    source="user",
+    files="user",
 )
 
 DATASETS.register(
@@ -230,5 +230,5 @@ DATASETS.register(
         num_classes=10,
     ),
     description="SVHN cropped digits from the user's .mat files, 73k/26k, 3x32x32",
-    source="user",
+    files="user",
 )
