@@ -25,6 +25,7 @@ COMMANDS = {
     "run": "run a grid of scenario x model x seed and write result records",
     "report": "write tables (md, tex, csv) and figures from a run folder",
     "compare": "compare two result sets metric by metric; exit 1 on any regression",
+    "history": "a metric's mean and seed spread across commits: table and trend figures",
     "kernels": "time nearest-codeword search backends and their peers (FAISS, VQP)",
     "training-speed": "training images/s of every registered model on real MNIST images",
 }

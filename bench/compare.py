@@ -139,7 +139,7 @@ def load_cells(source: str | Path) -> pd.DataFrame:
     if path.suffix == ".csv":
         records = _read_csv(path)
         if {"mean", "n"} <= set(records.columns) and "value" not in records.columns:
-            return _complete_aggregate(records, path)
+            return complete_aggregate(records, path)
     else:
         records = pd.DataFrame(load_records(path))
     for name in RECORD_FIELDS:
@@ -346,7 +346,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _complete_aggregate(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+def complete_aggregate(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """An aggregate read from a file (``path`` names it in errors), checked, with the columns
+    it lacks filled by their defaults."""
     missing = [c for c in (*KEY, "mean") if c not in frame.columns]
     if missing:
         raise UserError(f"{path} lacks the column(s) {', '.join(missing)}; write it with "

@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "cell and metric, a failure for each that fails the gate)")
     parser.add_argument("--markdown", metavar="FILE",
                         help="also write the verdict as Markdown (a pull-request comment)")
+    parser.add_argument("--history", metavar="FILE",
+                        help="append CANDIDATE to this history file (created if absent) as a "
+                             "point labelled by this checkout's commit; draw it with "
+                             "'rvqvae-bench history --from FILE'")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     tolerances.check_patterns(set(baseline["metric"]) | set(candidate["metric"]))
     result = compare(baseline, candidate, tolerances)
     _write_formats(args, result)
+    if args.history:
+        _append_history(args.history, candidate)
     notes = machine_notes(baseline, candidate)
     if args.json:
         print(comparison_json(result, baseline=str(args.baseline),
@@ -63,7 +69,8 @@ def _write_formats(args: argparse.Namespace, result) -> None:
     from bench.compare_output import comparison_junit, comparison_markdown
     from bench.run_folder import check_writable
 
-    for option, path in (("--junit", args.junit), ("--markdown", args.markdown)):
+    for option, path in (("--junit", args.junit), ("--markdown", args.markdown),
+                         ("--history", args.history)):
         if path is not None:
             check_writable(Path(path).parent, option)
     if args.junit:
@@ -71,3 +78,14 @@ def _write_formats(args: argparse.Namespace, result) -> None:
     if args.markdown:
         atomic_write_text(Path(args.markdown), comparison_markdown(
             result, baseline=str(args.baseline), candidate=str(args.candidate)))
+
+
+def _append_history(path: str, candidate) -> None:
+    import time
+
+    from bench.history import Point, append_point
+    from bench.provenance import git_sha
+
+    sha = git_sha()
+    append_point(path, Point(sha[:9] if sha != "unknown" else time.strftime("%Y-%m-%dT%H:%M"),
+                             sha, time.strftime("%Y-%m-%d"), candidate))

@@ -432,3 +432,56 @@ def _n_text(counts) -> str:
     if low == high:
         return f"n = {low} seed" + ("s" if low != 1 else "")
     return f"n = {low}–{high} seeds"
+
+
+def history_figure(table: pd.DataFrame, metric: str, out_dir: Path) -> Figure:
+    """One metric's trend over a history (:func:`bench.history.history_table`): mean ± seed std
+    per point, a panel per scenario, a line per model; points the gate flagged against the one
+    before are marked (▲ regressed, ▼ improved)."""
+    import seaborn as sns
+    from matplotlib.figure import Figure as MplFigure
+
+    rows = table[(table["metric"] == metric) & table["mean"].notna()].copy()
+    labels = table.drop_duplicates("point").sort_values("point")["label"].tolist()
+    scenarios = sorted(pd.unique(rows["scenario"]))
+    models = sorted(pd.unique(rows["model"]))
+    palette = dict(zip(models, sns.color_palette(n_colors=max(len(models), 1)), strict=True))
+    width = max(4.0, 0.45 * len(labels) + 2.0)
+    figure = MplFigure(figsize=(width * len(scenarios) + 1.6, 3.8), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(scenarios), squeeze=False)[0])
+    flags = {"regressed": ("^", "regressed (gate)"), "improved": ("v", "improved (gate)")}
+    with sns.axes_style("whitegrid"):
+        for axis, scenario in zip(axes, scenarios, strict=True):
+            for model in models:
+                part = rows[(rows["scenario"] == scenario) & (rows["model"] == model)]
+                part = part.sort_values("point")
+                if part.empty:
+                    continue
+                x, y = part["point"].astype(int), part["mean"].astype(float)
+                spread = part["std"].astype(float).fillna(0.0)
+                axis.errorbar(x, y, yerr=spread, color=palette[model], marker="o",
+                              markersize=4, linewidth=1.3, capsize=2, label=model)
+                for outcome, (marker, _) in flags.items():
+                    hit = part["outcome"] == outcome
+                    axis.scatter(x[hit], y[hit], marker=marker, s=90, facecolors="none",
+                                 edgecolors="black", linewidths=1.3, zorder=5)
+            changed = rows[(rows["scenario"] == scenario) & (rows["outcome"] == "protocol")]
+            for point in sorted(set(changed["point"].astype(int))):
+                axis.axvline(point, color="grey", linestyle="--", linewidth=0.8)
+            axis.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
+            axis.set_title(scenario, fontsize=10)
+            axis.set_xlabel("commit")
+            axis.set_ylabel(metric)
+        for marker, text in flags.values():
+            axes[-1].scatter([], [], marker=marker, s=90, facecolors="none", edgecolors="black",
+                             label=text)
+        axes[-1].plot([], [], color="grey", linestyle="--", linewidth=0.8,
+                      label="protocol changed (not compared)")
+        axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=8)
+    direction = family_and_direction(metric)[1]
+    title = f"{metric} {ARROWS[direction]} across commits"
+    figure.suptitle(title, fontsize=11)
+    caption = (f"{title}: mean ± 1 sample std over seeds at each commit; open triangles mark the "
+               f"commits where the gate's rule flagged a change against the commit before, "
+               f"dashed lines the commits where the metric's protocol changed (not compared).")
+    return _save(figure, out_dir, f"history__{metric}", title, caption)
