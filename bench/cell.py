@@ -106,7 +106,7 @@ def failed_result(preset: Preset, cell: Cell, error: BaseException, *, wall: flo
     """The result of a cell that failed with ``error`` (one record, metric ``cell``)."""
     message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
     row = {"scenario": cell.scenario, "model": cell.spec.display, "seed": cell.seed,
-           "metric": "cell", "value": None, "status": "failed", "error": message}
+           "metric": records.FAILED_CELL, "value": None, "status": "failed", "error": message}
     trace = trace or f"{message}\n"
     return CellResult(cell.id, "failed", _stamped(preset, cell, [row], wall), {}, trace, wall)
 

@@ -42,6 +42,7 @@ RECORD_FIELDS = (
     "timestamp", "health", "plugins",
 )
 STATUSES = ("ok", "undefined", "failed")
+FAILED_CELL = "cell"  # the metric of the one record a cell that raised writes
 CELLS = "cells"
 ARCHIVE = "records.json.gz"  # every record of a study, beside its report
 ARCHIVE_FORMAT = "rvqvae-bench records 1"
@@ -87,8 +88,8 @@ def cell_status(run_dir: str | Path, cell_id: str) -> str | None:
         return None
     if not isinstance(rows, list) or not rows:
         return None
-    failed = any(isinstance(r, dict) and r.get("status") == "failed" and r.get("metric") == "cell"
-                 for r in rows)
+    failed = any(isinstance(r, dict) and r.get("status") == "failed"
+                 and r.get("metric") == FAILED_CELL for r in rows)
     return "failed" if failed else "ok"
 
 

@@ -176,6 +176,7 @@ def test_evaluate_cell_runs_only_selected_metrics_and_nan_samples_are_undefined(
     assert [(v.metric, v.status) for v in values] == [
         ("fid_domain_100", "undefined"),
         ("kid_domain_100", "undefined"),
+        ("kid_domain_100_std", "undefined"),  # named by the extractor's label, spread included
         ("outlier_mode_rate_100", "undefined"),
     ]
     assert values[0].reason == "the model's samples hold NaN/infinite values"

@@ -44,3 +44,36 @@ def test_cells_round_trip_with_nan_as_null(tmp_path):
 def test_loading_a_folder_without_records_is_one_clear_error(tmp_path):
     with pytest.raises(UserError, match="holds no result records"):
         records.load_results(tmp_path)
+
+
+def test_metric_names_come_from_the_catalog_and_are_found_back_as_their_entry():
+    from bench.metrics.catalog import METRIC_FAMILIES, metric_family, metric_name
+
+    assert metric_name("fid", extractor="domain", n=2000) == "fid_domain_2k"
+    assert metric_name("kid_std", extractor="inception", n=500) == "kid_inception_500_std"
+    assert metric_name("auroc", mode="inductive", score="prior_nll") == "auroc_inductive_prior_nll"
+    assert metric_name("seconds", phase="metrics_health") == "seconds_metrics_health"
+    assert metric_family("kid_domain_500_std") is METRIC_FAMILIES.get("kid_std")
+    with pytest.raises(ValueError, match="missing part 'score'"):
+        metric_name("auroc", mode="inductive")
+    with pytest.raises(ValueError, match="is not found back"):
+        metric_name("fid", extractor="Domain", n=500)  # capitals: the pattern refuses them
+
+
+def test_the_catalog_refuses_an_unknown_figure_and_an_ambiguous_name():
+    from bench.metrics.catalog import METRIC_FAMILIES, metric_family, register_metric
+
+    with pytest.raises(ValueError, match="figure 'fid_vs_eps' is unknown"):
+        register_metric("typo", r"typo_\d+", "generation", "lower", "x", table="generation",
+                        figure="fid_vs_eps")
+    register_metric("overlap-test", r"degenerate", "health", "lower", "the same name again",
+                    table="health")
+    try:
+        with pytest.raises(ValueError, match="matches the catalog entries degenerate and "
+                                             "overlap-test"):
+            metric_family("degenerate")
+    finally:
+        METRIC_FAMILIES.unregister("overlap-test")
+        from bench.metrics import catalog
+        catalog._FOUND.clear()
+    assert metric_family("degenerate").family == "health"

@@ -38,6 +38,13 @@ TABLES = {  # table -> title, in report order
 }
 
 
+FIGURE_TITLES = {  # figure -> title; the metrics drawn in each are the entries naming it
+    "fid_kid_vs_epsilon": "FID and KID vs contamination",
+    "outlier_rate_vs_epsilon": "Outlier-mode rate of samples vs contamination",
+    "auroc_vs_epsilon": "Outlier-detection AUROC vs contamination",
+}
+
+
 @dataclass(frozen=True)
 class MetricFamily:
     """Metrics whose names fully match ``pattern`` (a regular expression)."""
@@ -53,6 +60,7 @@ class MetricFamily:
     rel: float = 0.0
     primary: bool = False  # in the family of claims that get a verdict (bench.report.verdict_rule)
     spread: bool = False  # a spread over subsets, not a quality: never claimed
+    template: str = ""  # how code names a value of it (metric_name), e.g. "fid_{extractor}_{n}"
 
 
 METRIC_FAMILIES: Registry[MetricFamily] = Registry("metric family")
@@ -66,6 +74,9 @@ def register_metric(name: str, pattern: str, family: str, direction: str, descri
     if entry.table not in TABLES or entry.direction not in ("lower", "higher"):
         raise ValueError(f"metric family {name!r}: table must be one of {list(TABLES)} and "
                          f"direction lower or higher")
+    if entry.figure and entry.figure not in FIGURE_TITLES:
+        raise ValueError(f"metric family {name!r}: figure {entry.figure!r} is unknown; known: "
+                         f"{', '.join(FIGURE_TITLES)} (or '' for none)")
     METRIC_FAMILIES.register(name, entry, description=description)
     _FOUND.clear()
     return entry
@@ -74,30 +85,34 @@ def register_metric(name: str, pattern: str, family: str, direction: str, descri
 # Generation quality: a few percent of FID, one to two points of a rate.
 register_metric("fid", r"fid_[a-z0-9-]+_\w+", "generation", "lower",
                 "Frechet distance of generated samples to the clean inlier test split",
-                table="generation", figure="fid_kid_vs_epsilon", rel=0.05, primary=True)
+                table="generation", figure="fid_kid_vs_epsilon", rel=0.05, primary=True,
+                template="fid_{extractor}_{n}")
 register_metric("kid", r"kid_[a-z0-9-]+_[0-9.]+k?", "generation", "lower",
                 "kernel inception distance (mean over subsets) to the clean inlier test split",
-                table="generation", figure="fid_kid_vs_epsilon", rel=0.10, abs=0.0002)
+                table="generation", figure="fid_kid_vs_epsilon", rel=0.10, abs=0.0002,
+                template="kid_{extractor}_{n}")
 register_metric("kid_std", r"kid_[a-z0-9-]+_[0-9.]+k?_std", "generation", "lower",
                 "standard deviation of KID over its subsets (a spread, not a quality)",
-                table="generation", rel=0.25, abs=0.0005, spread=True)
+                table="generation", rel=0.25, abs=0.0005, spread=True,
+                template="kid_{extractor}_{n}_std")
 register_metric("outlier_mode_rate", r"outlier_mode_rate(_\w+)?", "generation", "lower",
                 "fraction of generated samples the domain classifier assigns to outlier classes",
                 unit="fraction", table="generation", figure="outlier_rate_vs_epsilon", abs=0.02,
-                primary=True)
+                primary=True, template="outlier_mode_rate_{n}")
 # Outlier detection: absolute points of AUROC / AUPR / FPR@95TPR.
 register_metric("auroc", r"auroc_(transductive|inductive)_\w+", "detection", "higher",
                 "area under ROC, outliers positive, higher score = more outlying",
-                table="detection", figure="auroc_vs_epsilon", abs=0.01, primary=True)
+                table="detection", figure="auroc_vs_epsilon", abs=0.01, primary=True,
+                template="auroc_{mode}_{score}")
 register_metric("aupr_out", r"aupr_out_(transductive|inductive)_\w+", "detection", "higher",
                 "area under precision-recall with outliers positive",
-                table="detection", abs=0.02)
+                table="detection", abs=0.02, template="aupr_out_{mode}_{score}")
 register_metric("aupr_in", r"aupr_in_(transductive|inductive)_\w+", "detection", "higher",
                 "area under precision-recall with inliers positive (negated score)",
-                table="detection", abs=0.02)
+                table="detection", abs=0.02, template="aupr_in_{mode}_{score}")
 register_metric("fpr95", r"fpr95_(transductive|inductive)_\w+", "detection", "lower",
                 "false-positive rate on inliers at 95% true-positive rate on outliers",
-                unit="fraction", table="detection", abs=0.03)
+                unit="fraction", table="detection", abs=0.03, template="fpr95_{mode}_{score}")
 # Reconstruction and codebook usage.
 register_metric("recon", r"recon_\w+", "reconstruction", "lower",
                 "mean squared reconstruction error per pixel on the clean inlier test split",
@@ -130,7 +145,7 @@ register_metric("train", r"train_images_per_s", "training", "higher",
                 unit="images/s", table="training", rel=1.0)
 register_metric("seconds", r"seconds_\w+", "cost", "lower",
                 "wall seconds of one phase of the cell (fit, prior, sampling, a metric group)",
-                unit="s", table="training", rel=1000.0)
+                unit="s", table="training", rel=1000.0, template="seconds_{phase}")
 register_metric("kernel_rate", r"(vectors_per_s|gflops)", "kernel", "higher",
                 "nearest-codeword search throughput (vectors/s, GFLOP/s of 2NKD)",
                 unit="1/s", table="kernel", rel=1.0)
@@ -150,15 +165,40 @@ register_metric("kernel_agreement", r"agreement", "kernel", "higher",
 
 
 def metric_family(metric: str) -> MetricFamily:
-    """The catalog entry of a metric name; a ``KeyError`` naming the metric when none matches."""
+    """The catalog entry of a metric name; a ``KeyError`` naming the metric when none matches,
+    a ``ValueError`` when two entries' patterns match it (the catalog must be unambiguous)."""
     if metric not in _FOUND:
-        for entry in METRIC_FAMILIES.entries():
-            if re.fullmatch(entry.obj.pattern, metric):
-                _FOUND[metric] = entry.obj
-                break
-        else:
+        matches = [entry for entry in METRIC_FAMILIES.entries()
+                   if re.fullmatch(entry.obj.pattern, metric)]
+        if not matches:
             raise KeyError(f"metric {metric!r} matches no registered metric family")
+        if len(matches) > 1:
+            raise ValueError(f"metric {metric!r} matches the catalog entries "
+                             f"{' and '.join(e.name for e in matches)}: make their patterns "
+                             f"exclusive")
+        _FOUND[metric] = matches[0].obj
     return _FOUND[metric]
+
+
+def metric_name(entry: str, **parts: str | int) -> str:
+    """The name of a value of catalog entry ``entry``: its ``template`` filled with ``parts``
+    (an ``n`` that is an int is written as :func:`count_suffix` does). Raises ``ValueError``
+    when the name would not be found back as that entry (a typo cannot drift a name)."""
+    family = METRIC_FAMILIES.get(entry)
+    if "n" in parts and isinstance(parts["n"], int):
+        parts["n"] = count_suffix(parts["n"])
+    try:
+        name = family.template.format(**parts)
+    except (KeyError, IndexError) as error:
+        raise ValueError(f"metric entry {entry!r} names its values {family.template!r}; "
+                         f"missing part {error}") from None
+    try:
+        found = metric_family(name) if family.template else None
+    except KeyError:
+        found = None
+    if found is not family:
+        raise ValueError(f"{name!r} built for catalog entry {entry!r} is not found back as it")
+    return name
 
 
 def is_timing(metric: str) -> bool:

@@ -32,6 +32,7 @@ from torchmetrics.functional.classification import (
     binary_roc,
 )
 
+from bench.metrics.catalog import metric_name
 from bench.metrics.values import MetricValue, defined, undefined
 from rvqvae.models.outlier_split import dense_rank
 
@@ -63,7 +64,7 @@ def detection_metrics(
     split_reason = _undefined_split_reason(n, n_outliers, mode)
     values: list[MetricValue] = []
     for score_name, score in scores.items():
-        names = [f"{metric}_{mode}_{score_name}" for metric in DETECTION_METRICS]
+        names = [metric_name(metric, mode=mode, score=score_name) for metric in DETECTION_METRICS]
         score = torch.as_tensor(score).detach().flatten().cpu()
         if score.numel() != n:
             raise ValueError(

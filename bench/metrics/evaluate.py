@@ -32,8 +32,15 @@ from typing import Any
 
 import torch
 
+from bench.metrics.catalog import metric_name
 from bench.metrics.detection import detection_metrics
-from bench.metrics.fid import KID_SUBSETS, generation_metrics_with_protocol, kid_std_undefined
+from bench.metrics.extractors import resolve_extractor
+from bench.metrics.fid import (
+    KID_SUBSETS,
+    generation_metric_names,
+    generation_metrics_with_protocol,
+    kid_std_undefined,
+)
 from bench.metrics.health import health_values, health_verdict
 from bench.metrics.outlier_mode import outlier_mode_metric_name, outlier_mode_rate, scenario_domain
 from bench.metrics.perplexity import codebook_perplexities
@@ -190,13 +197,12 @@ def run_metrics(ctx: EvalContext, metrics: Sequence[str] | None = None) -> Measu
 @METRICS.register("generation", description="FID and KID of samples vs the clean inlier test split",
                   source=generation_metrics_with_protocol.__module__)
 def _generation(ctx: EvalContext) -> list[MetricValue]:
-    if not bool(torch.isfinite(ctx.samples).all()):
-        from bench.metrics.catalog import count_suffix
-
-        suffix = f"{ctx.extractor}_{count_suffix(ctx.n_samples)}"
-        reason = "the model's samples hold NaN/infinite values"
-        return [undefined(f"{m}_{suffix}", reason) for m in ("fid", "kid")]
     domain = ctx.domain[0] if ctx.extractor == "domain" else None
+    if not bool(torch.isfinite(ctx.samples).all()):
+        label = resolve_extractor(ctx.extractor, domain=domain).label
+        reason = "the model's samples hold NaN/infinite values"
+        return [undefined(name, reason)
+                for name in generation_metric_names(label, ctx.n_samples).values()]
     numbers, protocol = generation_metrics_with_protocol(
         ctx.samples,
         ctx.data.clean_test_images,
@@ -299,7 +305,7 @@ def phase_costs(ctx: EvalContext) -> list[MetricValue]:
         phases["prior"] = prior
     phases.update(ctx.seconds)
     threads = {"threads": torch.get_num_threads()}
-    return [MetricValue(f"seconds_{phase}", value, protocol=threads)
+    return [MetricValue(metric_name("seconds", phase=phase), value, protocol=threads)
             for phase, value in phases.items()]
 
 

@@ -36,7 +36,7 @@ import torch
 from torch.utils.data import Dataset
 
 from bench.cache import cache_dir
-from bench.metrics.catalog import count_suffix
+from bench.metrics.catalog import metric_name
 from bench.metrics.domain import DomainClassifier
 from bench.metrics.extractors import FeatureExtractorSpec, resolve_extractor
 
@@ -52,6 +52,12 @@ def generation_metrics(samples: torch.Tensor, reference: torch.Tensor, **options
     values without the protocol.
     """
     return generation_metrics_with_protocol(samples, reference, **options)[0]
+
+
+def generation_metric_names(label: str, n: int) -> dict[str, str]:
+    """The names of FID, KID and KID's spread for extractor ``label`` and ``n`` samples, from
+    their catalog entries (``fid_<label>_<n>``, ``kid_<label>_<n>``, ``kid_<label>_<n>_std``)."""
+    return {entry: metric_name(entry, extractor=label, n=n) for entry in ("fid", "kid", "kid_std")}
 
 
 def generation_metrics_with_protocol(
@@ -115,14 +121,14 @@ def generation_metrics_with_protocol(
         verbose=False,
         rng_seed=seed,
     )
-    suffix = f"{spec.label}_{count_suffix(n)}"
+    names = generation_metric_names(spec.label, n)
     values = {
-        f"fid_{suffix}": float(result[KEY_METRIC_FID]),
-        f"kid_{suffix}": float(result[KEY_METRIC_KID_MEAN]),
-        f"kid_{suffix}_std": float(result[KEY_METRIC_KID_STD]),
+        names["fid"]: float(result[KEY_METRIC_FID]),
+        names["kid"]: float(result[KEY_METRIC_KID_MEAN]),
+        names["kid_std"]: float(result[KEY_METRIC_KID_STD]),
     }
     if kid_std_undefined(n, subset):  # every subset of the samples is the whole sample
-        values[f"kid_{suffix}_std"] = float("nan")
+        values[names["kid_std"]] = float("nan")
     protocol = {
         "extractor": spec.label,
         "extractor_name": spec.fidelity_name,

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from bench.metrics.catalog import count_suffix
+from bench.metrics.catalog import metric_name
 from bench.metrics.domain import NOISE_CLASS, DomainClassifier, domain_classifier
 
 NOISE_OUTLIERS = ("uniform-noise", "gaussian-noise")
@@ -30,7 +30,7 @@ def outlier_mode_rate(
 
 
 def outlier_mode_metric_name(n: int) -> str:
-    return f"outlier_mode_rate_{count_suffix(n)}"
+    return metric_name("outlier_mode_rate", n=n)
 
 
 def scenario_domain(scenario: Any, *, seed: int = 0) -> tuple[DomainClassifier, torch.Tensor]:

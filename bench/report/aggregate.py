@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from bench.metrics.catalog import metric_family
+from bench.records import FAILED_CELL
 from rvqvae.errors import UserError
 
 AGGREGATE_COLUMNS = (
@@ -35,7 +36,7 @@ AGGREGATE_COLUMNS = (
     "std", "n", "n_failed", "n_undefined", "seeds", "note", "protocol", "device", "versions",
 )
 CELL_KEY = ["scenario", "model", "metric"]
-CELL_FAILURE_METRICS = ("", "cell")  # the metric of the one record a crashed cell writes
+CELL_FAILURE_METRICS = ("", FAILED_CELL)  # a crashed cell's one record ('' before it had one)
 
 
 def aggregate(records: pd.DataFrame, *, mixed_protocols: str = "error") -> pd.DataFrame:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.metrics.catalog import figure_of
+from bench.metrics.catalog import FIGURE_TITLES, figure_of
 from bench.report.aggregate import family_and_direction, setting_of
 from bench.report.tables import ARROWS, file_stem
 
@@ -78,11 +78,7 @@ def _in_figure(kind: str) -> Callable[[str], bool]:
     return lambda metric: figure_of(metric) == kind
 
 
-FIGURE_TITLES = {  # figure -> title; which metrics go in is each metric's catalog entry
-    "fid_kid_vs_epsilon": "FID and KID vs contamination",
-    "outlier_rate_vs_epsilon": "Outlier-mode rate of samples vs contamination",
-    "auroc_vs_epsilon": "Outlier-detection AUROC vs contamination",
-}
+# figure -> title in the catalog; which metrics go in is each metric's catalog entry
 _VERSUS_EPSILON = tuple((kind, title, _in_figure(kind)) for kind, title in FIGURE_TITLES.items())
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.metrics.health import is_degenerate
-from bench.records import ARCHIVE, cell_id
+from bench.records import ARCHIVE, FAILED_CELL, cell_id
 from bench.report.figures import Figure
 from bench.report.paired import CLAIMS, SUMMARY, claims_markdown
 from bench.report.tables import Table, table_markdown
@@ -103,7 +103,7 @@ def health_lines(records: pd.DataFrame) -> list[str]:
     """Training health per model: ``vqvae: 1 of 6 seeds degenerate`` and each degenerate cell
     with its reasons; a note when the records predate the health check."""
     cells = records[records["model"].notna()].drop_duplicates(["scenario", "model", "seed"])
-    cells = cells[~((cells["status"] == "failed") & (cells["metric"] == "cell"))]
+    cells = cells[~((cells["status"] == "failed") & (cells["metric"] == FAILED_CELL))]
     if cells.empty:
         return []
     known = cells[cells["health"].map(_present)]
@@ -134,7 +134,7 @@ def completeness_lines(records: pd.DataFrame, run_info: dict) -> list[str]:
             cell = cell_id(str(row.scenario), str(row.model), int(row.seed))
         else:
             continue
-        failed = row.status == "failed" and row.metric == "cell"
+        failed = row.status == "failed" and row.metric == FAILED_CELL
         status[cell] = "failed" if failed or status.get(cell) == "failed" else "ok"
     preset = run_info.get("preset") or {}
     try:
@@ -154,7 +154,7 @@ def completeness_lines(records: pd.DataFrame, run_info: dict) -> list[str]:
         head = (f"**Incomplete run: {len(finished)} of {len(grid)} cells finished**; rerun the "
                 f"same command to retry failed cells and compute missing ones.")
     lines = [head, ""]
-    errors = records[(records["status"] == "failed") & (records["metric"] == "cell")]
+    errors = records[(records["status"] == "failed") & (records["metric"] == FAILED_CELL)]
     for cell in failed:
         error = next((str(e) for c, e in zip(errors["cell_id"], errors["error"], strict=True)
                       if str(c) == cell and _present(e)), "")
