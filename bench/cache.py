@@ -13,16 +13,12 @@ import os
 from pathlib import Path
 
 from rvqvae.atomic import atomic_path
+from rvqvae.home import cache_root
 
 __all__ = [
     "atomic_path", "atomic_write_bytes", "atomic_write_text", "cache_dir", "cache_root",
     "sha256_file",
 ]
-
-
-def cache_root() -> Path:
-    """The cache folder: ``$RVQVAE_HOME`` or ``~/.cache/rvqvae``."""
-    return Path(os.environ.get("RVQVAE_HOME") or Path.home() / ".cache" / "rvqvae")
 
 
 def cache_dir(*parts: str) -> Path:

@@ -37,7 +37,7 @@ def grid_of(preset) -> dict[str, Any]:
     from bench.scenarios import get_scenario
 
     specs = {name: dataclasses.asdict(get_scenario(name)) for name in preset.scenarios}
-    return _plain({"preset": dataclasses.asdict(preset), "scenario_specs": specs})
+    return json_ready({"preset": dataclasses.asdict(preset), "scenario_specs": specs})
 
 
 def check_same_run(preset, run_dir: Path) -> None:
@@ -123,7 +123,8 @@ def remove_stale_parts(run_dir: Path, log: Callable[[str], None]) -> int:
     return len(parts)
 
 
-def _plain(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
+    """A JSON-ready copy: tuples as lists, keys as text, other non-JSON values as their text."""
     return json.loads(json.dumps(value, default=str))
 
 

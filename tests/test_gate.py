@@ -1,7 +1,7 @@
 """The committed CI baseline and the gate's rule on its real spreads over seeds.
 
 The expensive error-rate cases (other CPU, other seeds, injected regressions that need training)
-run in tests/gate_error_rates.py; results/gate/error_rates.md quotes their outcome.
+run by bench/studies/gate_error_rates.py; results/gate/error_rates.md quotes their outcome.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def test_the_orientation_rule_picks_the_best_worst_cell_then_the_lower_mode_rate
     """The rule stated before the rvqvae-orientation run, on synthetic records."""
     import pandas as pd
 
-    from bench.presets.orientation_rule import decide, rule_table
+    from bench.studies.orientation_rule import decide, rule_table
 
     def records(split_by_rule, mode_by_rule):
         rows = []

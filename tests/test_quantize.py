@@ -386,3 +386,19 @@ def test_fast_row_argmin_equals_torch_argmin_on_ties_tiny_gaps_and_nan(dtype):
     out = torch.empty(400, dtype=torch.int64)
     first_argmin(scores.clone(), out=out, work=torch.empty_like(scores))
     torch.testing.assert_close(out, scores.argmin(dim=1))
+
+
+def test_one_compiler_rule_and_one_auto_rule_for_every_backend(monkeypatch):
+    """`fused` and `compiled` look for the same C++ compiler ($CXX first); `auto` for the
+    directional distance is the first auto backend that has one (chunked, never fused)."""
+    from rvqvae.quantize import compiled, fused_cpu
+    from rvqvae.quantize.backends import auto_backend_name
+    from rvqvae.quantize.toolchain import cxx_compiler
+
+    monkeypatch.setenv("CXX", "no-such-compiler-xyz")
+    assert cxx_compiler() is None and not compiled.available(torch.device("cpu"))
+    with pytest.raises(fused_cpu.KernelBuildError, match="CXX=no-such-compiler-xyz"):
+        fused_cpu.find_compiler()
+    monkeypatch.delenv("CXX")
+    assert auto_backend_name("cpu", directional=True) == "chunked"
+    assert auto_backend_name("meta", directional=True) == "chunked"

@@ -36,6 +36,7 @@ def model_rows(names: list[str] | None = None) -> list[dict[str, Any]]:
     """One dict per registered model (all, or ``names`` in that order); unknown names raise
     :class:`UserError` listing the known ones."""
     import rvqvae.models  # noqa: F401  (importing the package registers the built-in models)
+    from bench.run_folder import json_ready
     from rvqvae.models.base import MODELS, default_config
 
     if not MODELS.names():
@@ -48,7 +49,7 @@ def model_rows(names: list[str] | None = None) -> list[dict[str, Any]]:
             "description": entry.description,
             "default_score": entry.obj.default_score,
             "score_names": list(entry.obj.score_names),
-            "defaults": _plain(default_config(entry.name)),
+            "defaults": json_ready(default_config(entry.name)),
         })
     return rows
 
@@ -71,15 +72,6 @@ def format_table(rows: list[dict[str, Any]], width: int = 100) -> str:
     return "\n".join(lines)
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready copy: tuples to lists, other non-JSON values to their text."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
 
 
 def _text(value: Any) -> str:

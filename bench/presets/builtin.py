@@ -10,7 +10,7 @@
   inlier test vs outlier test, AUROC of KL and of negative ELBO), VAE vs adversarial NS-VAE,
   Bernoulli and Gaussian likelihoods, 5 seeds, the paper's 100 epochs.
 - ``rvqvae-ablation``: RVQ-VAE's unstated choices one at a time around the default, on
-  mnist+fmnist at epsilon 0.1-0.5, 3 seeds, small (the rule that picks the default is below).
+  mnist+fmnist at epsilon 0.1-0.5, 3 seeds, small (its rule: bench.studies.ablation_rule).
 - ``rvqvae-check``: the default RVQ-VAE against VQ-VAE at the ablation's size on
   mnist+fmnist@0.4 over 10 seeds (the acceptance check: no inverted split, fewer outlier
   samples; 10 seeds so that the claims rule can decide a family of claims).
@@ -24,23 +24,12 @@
 - ``rvqvae-orientation``: RVQ-VAE's orientation rules (spread, recon, mass) on the
   development set (every scenario seen so far: mnist+fmnist, fmnist+mnist, mnist+uniform,
   mnist+gaussian, mnist0+rest at epsilon 0.2 and 0.4), 3 seeds, the ablation's size; split and
-  outlier-mode metrics only (the rule that picks the default is below).
+  outlier-mode metrics only (its rule: bench.studies.orientation_rule).
 
-Rule that picks RVQ-VAE's orientation default from ``rvqvae-orientation`` (written and committed
-before any of its cells ran): for each rule, its worst cell is the lowest, over the 10
-development scenarios, of the mean over seeds of the final split's AUROC
-(``auroc_transductive_split``); the default is the rule with the highest worst cell; rules
-within 0.02 of it tie, and ties go to the lowest mean outlier-mode rate
-(``outlier_mode_rate_500``, over every scenario and seed), then to ``spread`` (the default until
-then).
-
-Rule that picks RVQ-VAE's default from ``rvqvae-ablation`` (written before the ablation or the
-held-out study was run): among the eligible variants (every variant except ``rvq-eps-otsu``,
-which changes the protocol, not the model), the default is the one with the lowest worst-seed
-outlier-mode rate (``outlier_mode_rate_500``, the maximum over seeds and over epsilon in
-{0.3, 0.4, 0.5}); variants within 0.01 of that lowest value tie, and ties go to the highest
-mean final split AUROC (``auroc_transductive_split``, the mean over seeds and all five epsilon),
-then to the current default ``rvqvae``.
+The rules that picked RVQ-VAE's defaults from ``rvqvae-orientation`` and ``rvqvae-ablation``
+were stated here, committed before each study's cells ran (commits 85abdd4 and before
+2026-11-22); they now live, word for word, in the docstrings of the modules that apply them,
+beside their constants: :mod:`bench.studies.orientation_rule`, :mod:`bench.studies.ablation_rule`.
 """
 
 from __future__ import annotations

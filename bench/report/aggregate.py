@@ -101,7 +101,7 @@ def single_protocol(cell: pd.DataFrame, where: str) -> str:
     for protocol, seed in zip(cell["protocol"], cell["seed"], strict=True):
         text = _protocol_text(protocol)
         if text:
-            seeds_of.setdefault(text, []).append(str(_seed(seed)))
+            seeds_of.setdefault(text, []).append(str(seed_number(seed)))
     if len(seeds_of) <= 1:
         return next(iter(seeds_of), "")
     differences = protocol_differences([flatten_protocol(t) for t in seeds_of])
@@ -207,10 +207,12 @@ def _epsilon(cell: pd.DataFrame, scenario: str) -> float:
 
 
 def _seeds(cell: pd.DataFrame) -> set:
-    return {_seed(seed) for seed in cell["seed"].dropna()}
+    return {seed_number(seed) for seed in cell["seed"].dropna()}
 
 
-def _seed(seed: Any) -> Any:
+def seed_number(seed: Any) -> Any:
+    """A seed as read back from records (``3``, ``3.0``, ``"3"``) as the int 3; other values
+    unchanged."""
     try:
         return int(seed) if float(seed).is_integer() else seed
     except (TypeError, ValueError):
@@ -218,11 +220,11 @@ def _seed(seed: Any) -> Any:
 
 
 def _joined(values: pd.Series) -> str:
-    return "; ".join(dict.fromkeys(str(v) for v in values if _present(v)))
+    return "; ".join(dict.fromkeys(str(v) for v in values if present(v)))
 
 
 def _note(cell: pd.DataFrame) -> str:
-    lines = [str(e) for e in cell.loc[cell["status"] != "ok", "error"] if _present(e)]
+    lines = [str(e) for e in cell.loc[cell["status"] != "ok", "error"] if present(e)]
     return "; ".join(dict.fromkeys(lines))
 
 
@@ -234,7 +236,7 @@ PER_SEED_KEYS = ("kid_seed",)
 def _protocol_text(protocol: Any) -> str:
     """Canonical JSON text (sorted keys, no per-seed keys), so formatting differences never look
     like a mismatch."""
-    if not _present(protocol):
+    if not present(protocol):
         return ""
     if isinstance(protocol, str):
         try:
@@ -246,7 +248,8 @@ def _protocol_text(protocol: Any) -> str:
     return json.dumps(protocol, sort_keys=True)
 
 
-def _present(value: Any) -> bool:
+def present(value: Any) -> bool:
+    """A field that holds something: not None, NaN or blank text."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return False
     return str(value).strip() != ""

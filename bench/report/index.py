@@ -14,6 +14,7 @@ import pandas as pd
 
 from bench.metrics.health import is_degenerate
 from bench.records import ARCHIVE, FAILED_CELL, cell_id
+from bench.report.aggregate import present
 from bench.report.figures import Figure
 from bench.report.paired import CLAIMS, SUMMARY, claims_markdown
 from bench.report.tables import Table, table_markdown
@@ -76,12 +77,12 @@ def index_markdown(
 def machine_line(records: pd.DataFrame) -> str:
     """One line naming where and how the numbers were made: machine, seeds, torch, git."""
     def seen(values) -> str:
-        return " / ".join(dict.fromkeys(str(v) for v in values if _present(v))) or "not recorded"
+        return " / ".join(dict.fromkeys(str(v) for v in values if present(v))) or "not recorded"
 
     torch_versions = [json.loads(t).get("torch") if isinstance(t, str) else None
-                      for t in records["versions"] if _present(t)]
+                      for t in records["versions"] if present(t)]
     seeds = sorted({int(s) for s in records["seed"].dropna()})
-    shas = [str(sha)[:12] for sha in records["git_sha"] if _present(sha)]
+    shas = [str(sha)[:12] for sha in records["git_sha"] if present(sha)]
     return (f"Computed on `{seen(records['device'])}`; seeds {', '.join(map(str, seeds))}; "
             f"torch {seen(torch_versions)}; git `{seen(shas)}`.")
 
@@ -89,7 +90,7 @@ def machine_line(records: pd.DataFrame) -> str:
 def uncommitted_lines(records: pd.DataFrame) -> list[str]:
     """A warning when any record was made from code with uncommitted changes."""
     dirty = sorted({str(sha)[:12] for sha in records["git_sha"]
-                    if _present(sha) and str(sha).endswith("-dirty")})
+                    if present(sha) and str(sha).endswith("-dirty")})
     cells = records[records["git_sha"].astype(str).str.endswith("-dirty")].drop_duplicates(
         ["scenario", "model", "seed"])
     if not dirty:
@@ -106,7 +107,7 @@ def health_lines(records: pd.DataFrame) -> list[str]:
     cells = cells[~((cells["status"] == "failed") & (cells["metric"] == FAILED_CELL))]
     if cells.empty:
         return []
-    known = cells[cells["health"].map(_present)]
+    known = cells[cells["health"].map(present)]
     if known.empty:
         return ["Training health: not recorded (records written before the health check).", ""]
     flagged = known[known["health"].map(is_degenerate)]
@@ -128,9 +129,9 @@ def completeness_lines(records: pd.DataFrame, run_info: dict) -> list[str]:
     """
     status: dict[str, str] = {}
     for row in records.itertuples():
-        if _present(row.cell_id):
+        if present(row.cell_id):
             cell = str(row.cell_id)
-        elif _present(row.seed):
+        elif present(row.seed):
             cell = cell_id(str(row.scenario), str(row.model), int(row.seed))
         else:
             continue
@@ -157,7 +158,7 @@ def completeness_lines(records: pd.DataFrame, run_info: dict) -> list[str]:
     errors = records[(records["status"] == "failed") & (records["metric"] == FAILED_CELL)]
     for cell in failed:
         error = next((str(e) for c, e in zip(errors["cell_id"], errors["error"], strict=True)
-                      if str(c) == cell and _present(e)), "")
+                      if str(c) == cell and present(e)), "")
         lines.append(f"- failed: `{cell}`" + (f": {error}" if error else ""))
     lines += [f"- missing: `{cell}`" for cell in missing]
     return lines + ([""] if failed or missing else [])
@@ -168,12 +169,12 @@ def provenance_lines(records: pd.DataFrame) -> list[str]:
     cells = records.drop_duplicates(["scenario", "model", "seed"])
     lines = []
     for field, label in (("git_sha", "git SHAs"), ("device", "devices")):
-        counts = Counter(str(v) for v in cells[field] if _present(v))
+        counts = Counter(str(v) for v in cells[field] if present(v))
         seen = ", ".join(f"`{value}` ({count} cells)" for value, count in counts.most_common())
         lines.append(f"- {label}: {seen or 'not recorded'}")
     versions: dict[str, set[str]] = defaultdict(set)
     for text in cells["versions"]:
-        if _present(text):
+        if present(text):
             parsed = json.loads(text) if isinstance(text, str) else text
             for package, version in parsed.items():
                 versions[package].add(str(version))
@@ -183,11 +184,11 @@ def provenance_lines(records: pd.DataFrame) -> list[str]:
                     else ""))
     hashes: dict[str, set[str]] = defaultdict(set)
     for row in cells.itertuples():
-        if _present(row.config_hash):
+        if present(row.config_hash):
             hashes[str(row.config_hash)].add(str(row.model))
     listed = ", ".join(f"`{h}` ({', '.join(sorted(m))})" for h, m in sorted(hashes.items()))
     lines.append(f"- config hashes: {listed or 'not recorded'}")
-    protocols = sorted({str(p) for p in records["protocol"] if _present(p)})
+    protocols = sorted({str(p) for p in records["protocol"] if present(p)})
     lines.append("- metric protocols: " + (", ".join(f"`{p}`" for p in protocols) or "none"))
     return lines + [""]
 
@@ -203,6 +204,3 @@ def _run_lines(run_info: dict) -> list[str]:
     return lines
 
 
-def _present(value) -> bool:
-    return value is not None and not (isinstance(value, float) and value != value) and (
-        str(value).strip() != "")

@@ -39,6 +39,7 @@ import pandas as pd
 from bench.metrics.catalog import metric_family
 from bench.metrics.health import is_degenerate
 from bench.report import verdict_rule as rule
+from bench.report.aggregate import seed_number
 from bench.report.tables import ARROWS, decimals_for, latex_escape
 from rvqvae.errors import UserError
 
@@ -242,7 +243,7 @@ def _pairs(records: pd.DataFrame, reference: str, models: Sequence[str] | None):
                         f"{', '.join(present) or 'none'}")
     models = [m for m in (models if models is not None else present)
               if m != reference and m in present]
-    seeds_run = {key: set(part["seed"].map(_seed))
+    seeds_run = {key: set(part["seed"].map(seed_number))
                  for key, part in records.groupby(["scenario", "model"], sort=False)}
     degenerate = _degenerate_seeds(records)
     epsilons = pd.to_numeric(records["epsilon"], errors="coerce").groupby(records["scenario"]).max()
@@ -294,7 +295,7 @@ def paired_difference(model: Sequence[float], reference: Sequence[float], direct
 def _values_by_cell(records: pd.DataFrame) -> dict:
     values = records[(records["status"] == "ok")
                      & np.isfinite(pd.to_numeric(records["value"], errors="coerce"))]
-    return {key: dict(zip(part["seed"].map(_seed), part["value"].astype(float), strict=True))
+    return {key: dict(zip(part["seed"].map(seed_number), part["value"].astype(float), strict=True))
             for key, part in values.groupby(["scenario", "model", "metric"], sort=False)}
 
 
@@ -310,7 +311,7 @@ def _degenerate_seeds(records: pd.DataFrame) -> dict:
     if "health" not in records.columns:
         return {}
     flagged = records[records["health"].map(is_degenerate)]
-    return {key: set(part["seed"].map(_seed))
+    return {key: set(part["seed"].map(seed_number))
             for key, part in flagged.groupby(["scenario", "model"], sort=False)}
 
 
@@ -372,8 +373,3 @@ def _p_text(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3g}"
 
 
-def _seed(seed) -> object:
-    try:
-        return int(seed) if float(seed).is_integer() else seed
-    except (TypeError, ValueError):
-        return seed

@@ -125,7 +125,7 @@ def table_latex(table: Table) -> str:
         hrules=True, multicol_align="c", column_format="l" + "r" * text.shape[1],
         caption=latex_escape(table.title) + r": mean $\pm$ sample std over seeds (n seeds); "
         r"best per column in bold.",
-        environment="table", position_float="centering", label=f"tab:{_slug(table.name)}",
+        environment="table", position_float="centering", label=f"tab:{file_stem(table.name)}",
     )
     if table.notes:
         notes = "\n".join(r"\par " + _latex_cell(note) for note in table.notes)
@@ -215,10 +215,6 @@ def latex_escape(text: str) -> str:
     for char in "\\&%$#_{}":
         text = text.replace(char, "\\" + char if char != "\\" else r"\textbackslash{}")
     return text.replace("—", "---")
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "-" for c in text)
 
 
 def decimals_for(value: float, significant: int) -> int:

@@ -92,9 +92,7 @@ def nearest_directional(
     _check_finite(covariance, "covariance")
     if not eps >= 0 or eps == float("inf"):
         raise ValueError(f"eps must be a finite number >= 0, got {eps}")
-    if backend == "auto":
-        backend = "chunked"
-    name, chosen = resolve_backend(backend, x.device)
+    name, chosen = resolve_backend(backend, x.device, directional=True)
     if chosen.directional is None:
         raise UserError(
             f"quantizer backend {name!r} has no directional distance; "

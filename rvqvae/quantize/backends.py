@@ -59,16 +59,18 @@ class Backend:
 BACKENDS: Registry[Backend] = Registry("quantizer backend")
 
 
-def resolve_backend(name: str, device: torch.device | str) -> tuple[str, Backend]:
+def resolve_backend(name: str, device: torch.device | str, *, directional: bool = False
+                    ) -> tuple[str, Backend]:
     """The concrete ``(name, Backend)`` to use for ``name`` on ``device``.
 
-    ``auto`` is resolved to a concrete backend; any other name must be registered (else a
+    ``auto`` is resolved to a concrete backend (one with a directional form when
+    ``directional``); any other name must be registered (else a
     :class:`UserError` listing the names) and available on the device (else a
     :class:`UserError` saying so and naming the ones that are).
     """
     device = torch.device(device)
     if name == "auto":
-        name = auto_backend_name(device)
+        name = auto_backend_name(device, directional=directional)
     backend = BACKENDS.get(name)
     if not backend.available(device):
         usable = ", ".join(available_backends(device))
@@ -80,13 +82,18 @@ def resolve_backend(name: str, device: torch.device | str) -> tuple[str, Backend
     return name, backend
 
 
-def auto_backend_name(device: torch.device | str) -> str:
-    """The backend ``auto`` stands for on ``device`` (see the module docstring for why)."""
+AUTO_ORDER = {"cuda": ("triton", "chunked"), "cpu": ("fused", "chunked")}
+
+
+def auto_backend_name(device: torch.device | str, *, directional: bool = False) -> str:
+    """The backend ``auto`` stands for on ``device`` (see the module docstring for why): the
+    first of :data:`AUTO_ORDER` that is available there (and, for the ``directional`` distance,
+    has a directional form: ``chunked`` today); ``chunked`` works everywhere."""
     device = torch.device(device)
-    if device.type == "cuda" and BACKENDS.get("triton").available(device):
-        return "triton"
-    if device.type == "cpu" and BACKENDS.get("fused").available(device):
-        return "fused"
+    for name in AUTO_ORDER.get(device.type, ()):
+        backend = BACKENDS.get(name)
+        if backend.available(device) and (backend.directional is not None or not directional):
+            return name
     return "chunked"
 
 

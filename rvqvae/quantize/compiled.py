@@ -10,7 +10,6 @@ call never fails because of the compiler.
 
 from __future__ import annotations
 
-import shutil
 import warnings
 
 import torch
@@ -22,6 +21,7 @@ from rvqvae.quantize.chunked import (
     exact_distances,
     nearest_chunked,
 )
+from rvqvae.quantize.toolchain import cxx_compiler
 
 _compiled_step = None
 _compile_failed = False
@@ -33,7 +33,7 @@ def available(device: torch.device) -> bool:
         return False
     if device.type == "cuda":
         return torch.cuda.is_available()
-    return device.type == "cpu" and any(shutil.which(cc) for cc in ("g++", "c++", "clang++"))
+    return device.type == "cpu" and cxx_compiler() is not None
 
 
 def nearest_compiled(

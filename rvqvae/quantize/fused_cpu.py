@@ -26,7 +26,6 @@ import ctypes
 import hashlib
 import os
 import platform
-import shutil
 import subprocess
 from functools import lru_cache
 from pathlib import Path
@@ -35,7 +34,9 @@ import torch
 
 from rvqvae.atomic import atomic_path
 from rvqvae.errors import UserError
+from rvqvae.home import cache_root
 from rvqvae.quantize.chunked import CodebookPlan, compute_dtype
+from rvqvae.quantize.toolchain import COMPILERS, cxx_compiler
 
 SOURCE = Path(__file__).with_name("fused_cpu.cpp")
 FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-fopenmp")
@@ -43,7 +44,6 @@ FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-fopenmp")
 soname, loaded first) then runs the threads; a compiler without OpenMP gets a second try
 without it (threads from ``std::thread``). ``RVQVAE_FUSED_MARCH=x86-64-v3`` (AVX2) or
 ``x86-64`` (SSE2) builds another instruction set's kernel, e.g. to test it on this machine."""
-COMPILERS = ("g++", "c++", "clang++")
 
 
 class KernelBuildError(UserError):
@@ -187,13 +187,11 @@ def _compile(compiler: str, flags: tuple[str, ...], out: Path) -> subprocess.Com
 
 
 def find_compiler() -> str:
-    """``$CXX`` if set, else the first of g++, c++, clang++ on PATH; a clear error if none."""
+    """The compiler (:func:`rvqvae.quantize.toolchain.cxx_compiler`); a clear error if none."""
+    found = cxx_compiler()
+    if found:
+        return found
     wanted = os.environ.get("CXX")
-    candidates = (wanted,) if wanted else COMPILERS
-    for name in candidates:
-        found = shutil.which(name)
-        if found:
-            return found
     raise KernelBuildError(
         "the fused quantizer backend builds a small C++ kernel at first use and found no C++ "
         f"compiler ({'CXX=' + wanted if wanted else ', '.join(COMPILERS)} not on PATH); "
@@ -202,8 +200,7 @@ def find_compiler() -> str:
 
 
 def build_dir() -> Path:
-    home = os.environ.get("RVQVAE_HOME") or Path.home() / ".cache" / "rvqvae"
-    return Path(home) / "kernels" / "build"
+    return cache_root() / "kernels" / "build"
 
 
 @lru_cache(maxsize=1)

@@ -1,7 +1,8 @@
 """Both error rates of the CI gate, measured: false alarms on unchanged code, detection of
 injected regressions. The cheap cases live in tests/test_gate.py; this script runs the rest.
 
-    python tests/gate_error_rates.py --baseline runs/ci-base --work runs/gate --out results/gate
+    python -m bench.studies.gate_error_rates --baseline runs/ci-base --work runs/gate \
+        --out results/gate
 
 ``--baseline`` is a ``ci``-preset run over several seeds (the committed
 ``results/baselines/ci.csv`` is its aggregate). Each case runs the ``ci`` preset (or the models
@@ -73,7 +74,7 @@ def main() -> int:
             baseline = _subset(baseline, Path(args.work) / f"{name}-baseline", (0, 1, 2))
         elif not args.judge_only:
             start = time.perf_counter()
-            command = [sys.executable, __file__, "--baseline", args.baseline, "--work",
+            command = [sys.executable, "-m", __name__, "--baseline", args.baseline, "--work",
                        str(run_dir), "--inject", injection or "", "--seeds", *map(str, seeds)]
             if models:
                 command += ["--models", *models]

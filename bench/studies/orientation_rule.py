@@ -1,7 +1,16 @@
-"""Apply the rule that picks RVQ-VAE's orientation default (stated in
-:mod:`bench.presets.builtin`, committed before the ``rvqvae-orientation`` run) to that run.
+"""Apply the rule that picks RVQ-VAE's orientation default to an ``rvqvae-orientation`` run.
 
-    python -m bench.presets.orientation_rule RUN_OR_RECORDS [--out rule.md]
+    python -m bench.studies.orientation_rule RUN_OR_RECORDS [--out rule.md]
+
+The rule, as committed in ``bench/presets/builtin.py`` (85abdd4) before any cell ran:
+
+Rule that picks RVQ-VAE's orientation default from ``rvqvae-orientation`` (written and committed
+before any of its cells ran): for each rule, its worst cell is the lowest, over the 10
+development scenarios, of the mean over seeds of the final split's AUROC
+(``auroc_transductive_split``); the default is the rule with the highest worst cell; rules
+within 0.02 of it tie, and ties go to the lowest mean outlier-mode rate
+(``outlier_mode_rate_500``, over every scenario and seed), then to ``spread`` (the default until
+then).
 
 Per rule (model label ``rvq-<rule>``): per development scenario the mean over seeds and the
 lowest seed of the final split's AUROC (``auroc_transductive_split``); the worst cell (the
