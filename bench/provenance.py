@@ -51,7 +51,7 @@ def device_name(device: str = "cpu") -> str:
     """A human name for the device results were computed on, e.g. ``cpu (AMD EPYC, 2 threads)``."""
     import torch
 
-    if str(device).startswith("cuda") and torch.cuda.is_available():
+    if torch.device(device).type == "cuda" and torch.cuda.is_available():
         return f"cuda ({torch.cuda.get_device_name(device)})"
     cpu = platform.processor() or platform.machine()
     try:

@@ -104,7 +104,7 @@ def write_synthetic_run(
     models: Iterable[str] = MODELS, seeds: Iterable[int] = SEEDS,
 ) -> Path:
     """Write the synthetic grid into ``run_dir``; ``failed`` cells (epsilon, model, seed) get the
-    one record :mod:`bench.runner` writes for a cell that crashed (metric ``cell``)."""
+    one record :mod:`bench.grid.runner` writes for a cell that crashed (metric ``cell``)."""
     run_dir = Path(run_dir)
     failed, models = set(failed), tuple(models)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +119,7 @@ def write_synthetic_run(
                     record = _record(epsilon, model, seed, cid, metric="cell", value=None,
                                      status="failed", protocol=None,
                                      error="RuntimeError: loss became NaN at epoch 3")
-                    write_cell(run_dir, cid, [{**record, "epsilon": None}])  # as bench.runner
+                    write_cell(run_dir, cid, [{**record, "epsilon": None}])  # as bench.grid.runner
                     continue
                 write_cell(run_dir, cid, _cell_records(epsilon, model, seed, cid))
                 if cell_files:

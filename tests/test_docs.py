@@ -56,7 +56,8 @@ def test_python_examples_run(document, tmp_path):
 MAP_KINDS = {"models": "model", "metric-groups": "metric group",
              "scenario-families": "scenario family", "quantizer-backends": "kernel backend",
              "kernel-grids": "kernel grid", "presets": "preset",
-             "feature-extractors": "feature extractor", "datasets": "dataset"}
+             "feature-extractors": "feature extractor", "datasets": "dataset",
+             "executors": "executor"}
 
 
 def test_readme_map_names_every_registered_entry_with_its_file():

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import bench.cell
+import bench.grid.cell
 from bench.cli import main
 from bench.presets import load_preset_file
 from bench.scenarios import SCENARIOS, load_scenario_file
@@ -21,7 +21,7 @@ def no_cells(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("a cell ran although the input is bad")
 
-    monkeypatch.setattr(bench.cell, "_fit_and_evaluate", forbidden)
+    monkeypatch.setattr(bench.grid.cell, "_fit_and_evaluate", forbidden)
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -99,7 +99,7 @@ def test_a_custom_scenario_file_can_be_run(real_data, tmp_path, capsys, monkeypa
     path.write_text('[scenario."digits17+fmnist@0.1"]\ninlier = "mnist"\ninlier_classes = [1, 7]\n'
                     'outlier = "fmnist"\nepsilon = 0.1\ntrain_size = 64\n')
     ran = []
-    monkeypatch.setattr(bench.cell, "_fit_and_evaluate", lambda preset, scenario, *a, **k: (
+    monkeypatch.setattr(bench.grid.cell, "_fit_and_evaluate", lambda preset, scenario, *a, **k: (
         ran.append((scenario.name, scenario.inlier_classes)) or [], {}))
     try:
         argv = ["run", "--scenario-file", str(path), "--scenario", "digits17+fmnist@0.1",
@@ -229,13 +229,13 @@ def test_fuzzed_run_numbers_are_refused_in_one_line_before_anything_runs(
     the run folder is never created before that. Ray options go to a fake 2-CPU cluster."""
     import types
 
-    import bench.ray_executor
-    import bench.runner
+    import bench.grid.on_ray
+    import bench.grid.runner
 
     cluster = types.SimpleNamespace(is_initialized=lambda: True,
                                     cluster_resources=lambda: {"CPU": 2.0})
-    monkeypatch.setattr(bench.ray_executor, "import_ray", lambda: cluster)
-    monkeypatch.setattr(bench.runner, "run_lock", _stop)
+    monkeypatch.setattr(bench.grid.on_ray, "import_ray", lambda: cluster)
+    monkeypatch.setattr(bench.grid.runner, "run_lock", _stop)
     ray = ["--executor", "ray"] if option in RUN_OPTIONS[4:] else []
     out = tmp_path / "run"
     try:

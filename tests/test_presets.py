@@ -1,6 +1,6 @@
 import pytest
 
-from bench.cell import Cell
+from bench.grid.cell import Cell
 from bench.presets import get_preset
 from rvqvae.errors import UserError
 

@@ -9,14 +9,14 @@ import os
 import pytest
 import torch
 
-import bench.cell
-import bench.runner as runner
+import bench.grid.cell
+import bench.grid.runner as runner
 from bench import records
 from bench.cli import main
+from bench.grid.lock import RunLocked, run_lock
+from bench.grid.on_ray import KILL_HOOK, RayOptions
 from bench.metrics.catalog import is_timing
 from bench.presets import ModelSpec, Preset, get_preset
-from bench.ray_executor import KILL_HOOK, RayOptions
-from bench.run_lock import RunLocked, run_lock
 from rvqvae.errors import UserError
 
 TINY_VQ = {"epochs": 1, "prior_epochs": 1, "codebook_size": 16, "hidden_channels": 8,
@@ -118,7 +118,7 @@ def test_a_worker_killed_mid_cell_is_retried_and_no_record_is_lost(real_data, tm
 def test_a_killed_driver_resumes_without_recomputing_a_finished_cell(real_data, tmp_path,
                                                                      ray_cluster, monkeypatch):
     preset = _preset("first", "second")
-    real_write = bench.cell.write_cell_result
+    real_write = bench.grid.cell.write_cell_result
     written = []
 
     def driver_dies_after_one(run_dir, result):
@@ -127,12 +127,12 @@ def test_a_killed_driver_resumes_without_recomputing_a_finished_cell(real_data, 
         written.append(result.cell_id)
         real_write(run_dir, result)
 
-    monkeypatch.setattr(bench.cell, "write_cell_result", driver_dies_after_one)
+    monkeypatch.setattr(bench.grid.cell, "write_cell_result", driver_dies_after_one)
     with pytest.raises(KeyboardInterrupt):
         runner.run_preset(preset, tmp_path, executor="ray", **QUIET)
     first = written[0]
     before = records.cell_path(tmp_path, first).read_bytes()
-    monkeypatch.setattr(bench.cell, "write_cell_result", real_write)
+    monkeypatch.setattr(bench.grid.cell, "write_cell_result", real_write)
     summary = runner.run_preset(preset, tmp_path, executor="ray", **QUIET)
     assert summary.skipped == (first,) and len(summary.finished) == 1
     assert records.cell_path(tmp_path, first).read_bytes() == before
@@ -147,6 +147,8 @@ def test_a_second_driver_gets_the_lock_error(tmp_path, ray_cluster):
     (["--cpus-per-cell", "0"], "--cpus-per-cell must be an integer >= 1, got 0"),
     (["--gpus-per-cell", "0.5"], "the models would not use the GPU; add --device cuda"),
     (["--max-retries", "-1"], "--max-retries must be >= 0, got -1"),
+    (["--device", "cuda:1"], "--device cuda:1 with --executor ray: Ray gives each cell its GPU "
+                             "(CUDA_VISIBLE_DEVICES); use --device cuda"),
 ])
 def test_bad_ray_options_are_one_line(real_data, tmp_path, capsys, argv, message):
     pytest.importorskip("ray")

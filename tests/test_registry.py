@@ -99,4 +99,4 @@ def test_list_command_prints_every_registry_or_one_error_line(capsys):
     assert capsys.readouterr().err.strip() == (
         "rvqvae-bench: error: registry 'nope' is unknown; known: models, presets, "
         "scenario-families, scenarios, metric-groups, metric-families, quantizer-backends, "
-        "kernel-grids, feature-extractors, datasets")
+        "kernel-grids, feature-extractors, datasets, executors")

@@ -13,13 +13,13 @@ import pytest
 import torch
 from out_folders import WHERE, unwritable_out
 
-import bench.cell
-import bench.runner as runner
+import bench.grid.cell
+import bench.grid.runner as runner
 from bench import records
 from bench.cli import main
+from bench.grid.lock import RunLocked, read_holder, run_lock
 from bench.presets import ModelSpec, Preset
 from bench.report import write_report
-from bench.run_lock import RunLocked, read_holder, run_lock
 from rvqvae.errors import UserError
 from rvqvae.models import create_model
 
@@ -60,7 +60,7 @@ def fake_cells(monkeypatch):
                  "metric": "fid_domain_32", "value": 1.0, "status": "ok",
                  "epsilon": scenario.epsilon}], {}
 
-    monkeypatch.setattr(bench.cell, "_fit_and_evaluate", fake_run_cell)
+    monkeypatch.setattr(bench.grid.cell, "_fit_and_evaluate", fake_run_cell)
     return broken, calls
 
 
@@ -206,7 +206,7 @@ def test_kernels_write_to_a_run_folder_by_default():
 
 
 def test_of_two_takers_of_a_stale_lock_exactly_one_wins(tmp_path):
-    from bench.run_lock import acquire
+    from bench.grid.lock import acquire
 
     pid = _dead_pid()
     for _ in range(30):

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import bench
-import bench.cell
-import bench.runner as runner
+import bench.grid.cell
+import bench.grid.runner as runner
 from bench.cli import main
 from bench.metrics.catalog import is_timing
 from bench.presets import ModelSpec, Preset
@@ -76,7 +76,7 @@ def test_cell_artefacts_feed_the_report(real_data, tmp_path):
 
 def test_resume_after_a_kill_recomputes_no_finished_cell(real_data, tmp_path, monkeypatch):
     preset = _preset(ModelSpec("vqvae", TINY_VQ, "first"), ModelSpec("vqvae", TINY_VQ, "second"))
-    real_run_cell = bench.cell._fit_and_evaluate
+    real_run_cell = bench.grid.cell._fit_and_evaluate
     calls = []
 
     def killed_on_second(*args, **kwargs):
@@ -85,7 +85,7 @@ def test_resume_after_a_kill_recomputes_no_finished_cell(real_data, tmp_path, mo
             raise KeyboardInterrupt  # the process dies mid-grid
         return real_run_cell(*args, **kwargs)
 
-    monkeypatch.setattr(bench.cell, "_fit_and_evaluate", killed_on_second)
+    monkeypatch.setattr(bench.grid.cell, "_fit_and_evaluate", killed_on_second)
     with pytest.raises(KeyboardInterrupt):
         runner.run_preset(preset, tmp_path, progress=False, log=lambda line: None)
     assert sorted(p.name for p in (tmp_path / "cells").glob("*.json")) == [
@@ -93,7 +93,7 @@ def test_resume_after_a_kill_recomputes_no_finished_cell(real_data, tmp_path, mo
     first_records = (tmp_path / "cells" / "mnist+fmnist@0.25__first__s0.json").read_text()
 
     calls.clear()
-    monkeypatch.setattr(bench.cell, "_fit_and_evaluate",
+    monkeypatch.setattr(bench.grid.cell, "_fit_and_evaluate",
                         lambda *a, **k: calls.append(a[2].spec.display) or real_run_cell(*a, **k))
     summary = runner.run_preset(preset, tmp_path, progress=False, log=lambda line: None)
     assert calls == ["second"]

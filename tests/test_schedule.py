@@ -1,11 +1,11 @@
-"""Longest-expected-first cell order for parallel executors (bench.schedule)."""
+"""Longest-expected-first cell order for parallel executors (bench.grid.schedule)."""
 
 from __future__ import annotations
 
-from bench.cell import Cell, grid_cells
+from bench.grid.cell import Cell, grid_cells
+from bench.grid.schedule import expected_cost, longest_first
 from bench.presets import ModelSpec, Preset
 from bench.records import make_record, write_cell
-from bench.schedule import expected_cost, longest_first
 
 PRESET = Preset(name="p", description="", scenarios=("mnist+fmnist@0.2", "mnist+fmnist@0.4"),
                 models=(ModelSpec("vqvae", {"epochs": 2, "prior_epochs": 2}),

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 def _write_formats(args: argparse.Namespace, result) -> None:
     from bench.cache import atomic_write_text
     from bench.compare_output import comparison_junit, comparison_markdown
-    from bench.run_folder import check_writable
+    from bench.grid.folder import check_writable
 
     for option, path in (("--junit", args.junit), ("--markdown", args.markdown),
                          ("--history", args.history)):

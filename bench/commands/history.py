@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from bench.cache import atomic_write_text
+    from bench.grid.folder import check_writable
     from bench.history import (
         history_markdown,
         history_table,
@@ -44,7 +45,6 @@ def run(args: argparse.Namespace) -> int:
         points_from_file,
         points_from_git,
     )
-    from bench.run_folder import check_writable
     from rvqvae.errors import UserError
 
     points = []

@@ -53,12 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from bench.grid.folder import check_writable
     from bench.kernels.contenders import contenders
     from bench.kernels.grid import grid
     from bench.kernels.kernel_table import results_table, write_outputs
     from bench.kernels.timing import run_grid, select
     from bench.provenance import provenance
-    from bench.run_folder import check_writable
     from rvqvae.quantize import auto_backend_name
 
     if args.device == "cuda" and not torch.cuda.is_available():

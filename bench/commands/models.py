@@ -36,7 +36,7 @@ def model_rows(names: list[str] | None = None) -> list[dict[str, Any]]:
     """One dict per registered model (all, or ``names`` in that order); unknown names raise
     :class:`UserError` listing the known ones."""
     import rvqvae.models  # noqa: F401  (importing the package registers the built-in models)
-    from bench.run_folder import json_ready
+    from bench.grid.folder import json_ready
     from rvqvae.models.base import MODELS, default_config
 
     if not MODELS.names():

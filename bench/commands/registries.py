@@ -3,7 +3,8 @@
     rvqvae-bench list [KIND ...] [--json]
 
 Kinds (:data:`KINDS`): models, presets, scenario-families, scenarios, metric-groups,
-metric-families, quantizer-backends, kernel-grids, feature-extractors, datasets. One pattern
+metric-families, quantizer-backends, kernel-grids, feature-extractors, datasets, executors.
+One pattern
 for all of them: each is a :class:`rvqvae.registry.Registry`, and each entry records where it
 was defined and whether it is built in or came from a plugin (:mod:`bench.plugins`).
 """
@@ -29,6 +30,7 @@ KINDS = {  # kind -> (module, registry attribute)
     "kernel-grids": ("bench.kernels.grid", "KERNEL_GRIDS"),
     "feature-extractors": ("bench.metrics.extractors", "EXTRACTORS"),
     "datasets": ("bench.data.datasets", "DATASETS"),
+    "executors": ("bench.grid.executors", "EXECUTORS"),
 }
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 def _writable_report(out: str | None):
     """``--out`` checked before anything is read (a file, a read-only disk: one line), and a
     report folder that cannot be written one :class:`UserError`, not a traceback."""
-    from bench.run_folder import check_writable
+    from bench.grid.folder import check_writable
     from rvqvae.errors import UserError
 
     if out is not None:

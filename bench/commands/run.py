@@ -43,7 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not retry cells that failed in an earlier run")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     scale = parser.add_argument_group("executor (where the cells run)")
-    scale.add_argument("--executor", choices=("local", "ray"), default="local",
+    from bench.grid.executors import EXECUTORS
+
+    scale.add_argument("--executor", choices=EXECUTORS.names(), default="local",
                        help="local: one cell after another in this process (default); ray: one "
                             "Ray task per cell (pip install 'rvqvae-bench[ray]')")
     scale.add_argument("--address", help="ray: the cluster to join (e.g. HEAD:6379 or auto); "
@@ -60,8 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.bounds import bounded
+    from bench.grid.runner import run_preset
     from bench.presets import Preset, get_preset
-    from bench.runner import run_preset
     from bench.scenarios import load_scenario_file
     from rvqvae.errors import UserError
 
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     preset = dataclasses.replace(preset, **changes)
     ray_options = None
     if args.executor == "ray":
-        from bench.ray_executor import RayOptions
+        from bench.grid.on_ray import RayOptions
 
         ray_options = RayOptions(address=args.address, cpus_per_cell=args.cpus_per_cell,
                                  gpus_per_cell=args.gpus_per_cell, max_retries=args.max_retries)

@@ -116,7 +116,7 @@ def generation_metrics_with_protocol(
         cache=cache,
         cache_root=str(cache_dir("fidelity")),
         input2_cache_name=cache_name,
-        cuda=str(device).startswith("cuda"),
+        cuda=torch.device(device).type == "cuda",
         save_cpu_ram=True,
         verbose=False,
         rng_seed=seed,

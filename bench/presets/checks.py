@@ -110,7 +110,7 @@ def check_device(device: str, *, gpu_here: bool = True) -> None:
     is a UserError."""
     if not isinstance(device, str) or not DEVICE_PATTERN.match(device):
         raise UserError(f"device {device!r} is not supported; use cpu, cuda or cuda:N")
-    if device.startswith("cuda") and gpu_here:
+    if device.partition(":")[0] == "cuda" and gpu_here:
         import torch
 
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0

@@ -80,6 +80,11 @@ class Preset:
     device: str = "cpu"
     metrics: tuple[str, ...] = ()  # metric groups to compute; () = all (health always runs)
 
+    @property
+    def device_type(self) -> str:
+        """``cpu`` or ``cuda`` (``cuda:1`` is of type ``cuda``), as ``torch.device`` parses it."""
+        return self.device.partition(":")[0]
+
     def cells(self) -> list[tuple[str, int, ModelSpec]]:
         """(scenario, seed, model) in run order: one scenario build serves all its models."""
         return [(s, seed, m) for s in self.scenarios for seed in self.seeds for m in self.models]

@@ -117,8 +117,8 @@ def run_injected(injection: str, seeds, models, run_dir: Path) -> int:
     """Run the ci preset with one injected change (in this process), into ``run_dir``."""
     import torch
 
+    from bench.grid.runner import run_preset
     from bench.presets import get_preset
-    from bench.runner import run_preset
 
     preset = get_preset("ci")
     chosen = [m for m in preset.models if not models or m.name in models]
@@ -157,7 +157,7 @@ def _wrong_codeword() -> None:
 
 
 def _fid_against_training_set() -> None:
-    import bench.cell as cell
+    import bench.grid.cell as cell
     import bench.metrics.evaluate as evaluate
 
     original_metrics = evaluate.generation_metrics_with_protocol

@@ -4,7 +4,7 @@
 model, evaluates the metrics and returns a :class:`CellResult` (its records, its artefacts as
 bytes, the traceback of a failure). :func:`write_cell_result` is the driver's half: it writes
 the artefacts, then the records file (which marks the cell finished), each atomically. Both
-executors (``bench.runner`` in this process, ``bench.ray_executor`` on Ray workers) use this
+executors (``bench.grid.runner`` in this process, ``bench.grid.on_ray`` on Ray workers) use this
 pair, so a run folder looks the same whichever computed it.
 
 Artefacts, under ``RUN_DIR/cells/<cell_id>/`` (read by ``bench.report``): ``model.pt``
@@ -132,7 +132,7 @@ def write_cell_result(run_dir: Path, result: CellResult) -> None:
 
 def finish_cell(run_dir: Path, result: CellResult, prefix: str, board) -> None:
     """The driver's end of a cell, for both executors: write it, log its lines, count it on
-    ``board`` (a :class:`bench.progress.CellProgress`)."""
+    ``board`` (a :class:`bench.grid.progress.CellProgress`)."""
     write_cell_result(run_dir, result)
     if result.status == "failed":
         board.log(f"{prefix}: FAILED: {result.error}")

@@ -3,7 +3,7 @@
 Every unfinished cell becomes one Ray task asking for ``cpus_per_cell`` CPUs and
 ``gpus_per_cell`` GPUs (fractions allowed; a ``cuda`` preset asks for 1 by default). The task
 sets torch's thread count to ``cpus_per_cell`` explicitly, so a cell's numbers do not depend on
-the node it lands on, and computes the cell with :func:`bench.cell.compute_cell`, exactly as
+the node it lands on, and computes the cell with :func:`bench.grid.cell.compute_cell`, exactly as
 the local executor does. Each worker first loads the driver's plugins
 (:func:`bench.plugins.install`; a file plugin travels as its source text).
 
@@ -11,7 +11,7 @@ No shared filesystem: the driver builds each scenario's data once per seed and p
 Ray's object store (workers never read the data cache or the network for it); the pinned domain
 classifiers ship inside the package. Workers return records and artefacts as bytes, and the
 driver writes them into the run folder with the same atomic writes as the local executor
-(:func:`bench.cell.finish_cell`).
+(:func:`bench.grid.cell.finish_cell`).
 
 Faults: a worker process that dies mid-cell (killed, out of memory, node lost) makes Ray rerun
 the task, up to ``max_retries`` times; a cell that raises is a failed result (recorded, not
@@ -26,7 +26,6 @@ others).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import os
@@ -37,11 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.bounds import bounded
-from bench.cell import Cell, CellResult, build_data, compute_cell, failed_result, finish_cell
+from bench.grid.cell import Cell, CellResult, build_data, compute_cell, failed_result, finish_cell
+from bench.grid.progress import CellProgress
 from bench.plugins import Plugin, install, loaded_plugins
 from bench.presets import Preset
 from bench.presets.checks import sized_scenario
-from bench.progress import CellProgress
 from rvqvae.errors import UserError
 
 # Test-only fault injection: "<cell id>:<marker file>" kills the worker (SIGKILL) on the first
@@ -62,7 +61,7 @@ class RayOptions:
     def gpus(self, preset: Preset) -> float:
         if self.gpus_per_cell is not None:
             return self.gpus_per_cell
-        return 1.0 if preset.device.startswith("cuda") else 0.0
+        return 1.0 if preset.device_type == "cuda" else 0.0
 
 
 def import_ray():
@@ -83,7 +82,10 @@ def check_options(options: RayOptions, preset: Preset) -> None:
     if not math.isfinite(gpus) or gpus < 0 or (gpus > 1 and gpus != int(gpus)):
         raise UserError(f"--gpus-per-cell must be a fraction in (0, 1] or a whole number, "
                         f"got {gpus}")
-    if gpus > 0 and not preset.device.startswith("cuda"):
+    if preset.device_type == "cuda" and preset.device != "cuda":
+        raise UserError(f"--device {preset.device} with --executor ray: Ray gives each cell its "
+                        f"GPU (CUDA_VISIBLE_DEVICES); use --device cuda")
+    if gpus > 0 and preset.device_type != "cuda":
         raise UserError(f"--gpus-per-cell {gpus} with device {preset.device!r}: the models "
                         f"would not use the GPU; add --device cuda")
     if options.max_retries < 0:
@@ -106,8 +108,7 @@ def run_on_ray(preset: Preset, todo: list[tuple[int, Cell]], run_dir: Path, *,
         task = ray.remote(_cell_task).options(
             num_cpus=options.cpus_per_cell, num_gpus=options.gpus(preset),
             max_retries=options.max_retries, retry_exceptions=False)
-        worker_preset = preset if not preset.device.startswith("cuda") else \
-            dataclasses.replace(preset, device="cuda")  # Ray picks the GPU (CUDA_VISIBLE_DEVICES)
+        worker_preset = preset  # on a GPU node Ray picks the cell's GPU (CUDA_VISIBLE_DEVICES)
         plugins = loaded_plugins()  # each worker loads the driver's plugins before its cell
         data_refs: dict[tuple[str, int], object] = {}  # one data set per (scenario, seed)
         pending = {}

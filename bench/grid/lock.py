@@ -16,7 +16,7 @@ Guarantees:
 - the lock is released (its file removed) when the ``with`` block ends, also on an exception,
   but only if the file is still this process's own lock;
 - a folder that cannot be written (a file, a read-only file system) is one :class:`UserError`
-  before anything is created (:func:`bench.run_folder.check_writable`).
+  before anything is created (:func:`bench.grid.folder.check_writable`).
 
 Used by the local runner; any other executor driving a run folder takes the same lock.
 """
@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from bench.run_folder import check_writable
+from bench.grid.folder import check_writable
 from rvqvae.errors import UserError
 
 LOCK_NAME = ".lock"
