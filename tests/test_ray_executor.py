@@ -3,6 +3,7 @@ executor, a killed worker retried, a killed driver resumed, the lock, and clear 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -14,14 +15,32 @@ import bench.grid.runner as runner
 from bench import records
 from bench.cli import main
 from bench.grid.lock import RunLocked, run_lock
-from bench.grid.on_ray import KILL_HOOK, RayOptions
+from bench.grid.on_ray import RayOptions
 from bench.metrics.catalog import is_timing
 from bench.presets import ModelSpec, Preset, get_preset
 from rvqvae.errors import UserError
 
 TINY_VQ = {"epochs": 1, "prior_epochs": 1, "codebook_size": 16, "hidden_channels": 8,
            "residual_channels": 8, "latent_dim": 8}
-KILLED = "mnist+fmnist@0.25__killed-once__s0"  # the cell whose first attempt the hook kills
+KILLED = "mnist+fmnist@0.25__killed-once__s0"  # the cell whose first attempt kills its worker
+# A plugin (it travels to the workers as its source text, like a user's) whose model kills its
+# own worker process on the first attempt; the marker file records that the attempt happened.
+KILLER = """
+import os, signal
+from pathlib import Path
+from rvqvae.models import register_model
+from rvqvae.models.vqvae import VQVAE
+
+MARKER = {marker!r}
+
+@register_model("vqvae-killed-once")
+class KilledOnce(VQVAE):
+    def fit(self, *args, **kwargs):
+        if not Path(MARKER).exists():
+            Path(MARKER).write_text(f"killed worker pid {{os.getpid()}}")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().fit(*args, **kwargs)
+"""
 QUIET = {"progress": False, "log": lambda line: None}
 TIMING = {"wall_s", "timestamp"}
 
@@ -33,21 +52,18 @@ def _preset(*labels: str) -> Preset:
 
 
 @pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
-    """A local Ray with 2 CPUs; its workers inherit the test-only kill hook."""
+def ray_cluster():
+    """A local Ray with 2 CPUs."""
     if os.environ.get("CI"):
         import ray  # CI installs the extra: never skip there
     else:
         ray = pytest.importorskip("ray")
-    marker = tmp_path_factory.mktemp("hook") / "killed"
-    os.environ[KILL_HOOK] = f"{KILLED}:{marker}"
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              logging_level="WARNING")
     try:
-        yield marker
+        yield
     finally:
         ray.shutdown()
-        del os.environ[KILL_HOOK]
 
 
 def _cells(run_dir):
@@ -102,11 +118,23 @@ def _untimed(history):
 
 
 def test_a_worker_killed_mid_cell_is_retried_and_no_record_is_lost(real_data, tmp_path,
-                                                                   ray_cluster):
-    preset = _preset("killed-once", "other")
-    summary = runner.run_preset(preset, tmp_path, executor="ray",
-                                ray_options=RayOptions(max_retries=1), **QUIET)
-    assert ray_cluster.is_file(), "the hook did not kill the first attempt"
+                                                                   ray_cluster, monkeypatch):
+    from bench import plugins
+    from rvqvae.models import MODELS
+
+    marker = tmp_path / "killed"
+    (tmp_path / "killer.py").write_text(KILLER.format(marker=str(marker)))
+    monkeypatch.setattr(plugins, "_LOADED", {})  # this test's plugin only, for this test
+    plugins.load_plugins([str(tmp_path / "killer.py")], entry_points=False)
+    preset = dataclasses.replace(_preset("other"), models=(
+        ModelSpec("vqvae-killed-once", TINY_VQ, "killed-once"), *_preset("other").models))
+    try:
+        summary = runner.run_preset(preset, tmp_path / "run", executor="ray",
+                                    ray_options=RayOptions(max_retries=1), **QUIET)
+    finally:
+        MODELS.unregister("vqvae-killed-once")
+    assert marker.is_file(), "the first attempt did not run"
+    tmp_path = tmp_path / "run"
     assert summary.ok and sorted(summary.finished) == sorted(
         [KILLED, "mnist+fmnist@0.25__other__s0"])
     for cell in summary.finished:

@@ -28,8 +28,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
-import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,9 +41,6 @@ from bench.presets import Preset
 from bench.presets.checks import sized_scenario
 from rvqvae.errors import UserError
 
-# Test-only fault injection: "<cell id>:<marker file>" kills the worker (SIGKILL) on the first
-# attempt of that cell (the marker records that the attempt happened).
-KILL_HOOK = "RVQVAE_TEST_KILL_FIRST_ATTEMPT"
 MAX_RETRIES = 100
 
 
@@ -162,7 +157,6 @@ def _cell_task(plugins: list[Plugin], preset: Preset, cell: Cell, scenario, data
     """The Ray task: one cell on a worker, ``threads`` torch threads, the driver's plugins."""
     import torch
 
-    _kill_hook(cell.id)
     install(plugins)
     torch.set_num_threads(threads)
 
@@ -199,13 +193,3 @@ def _lost(preset: Preset, cell: Cell, error: Exception, retries: int) -> CellRes
     first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
     return failed_result(preset, cell, RuntimeError(
         f"worker lost on all {retries + 1} attempts: {first}"))
-
-
-def _kill_hook(cell_id: str) -> None:
-    spec = os.environ.get(KILL_HOOK)
-    if not spec:
-        return
-    target, _, marker = spec.partition(":")
-    if target == cell_id and marker and not Path(marker).exists():
-        Path(marker).write_text(f"killed worker pid {os.getpid()}\n")
-        os.kill(os.getpid(), signal.SIGKILL)
