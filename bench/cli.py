@@ -50,7 +50,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-MODULES = {"list": "registries"}  # commands whose module name differs from the command
+MODULES: dict[str, str] = {}  # commands whose module name differs from the command
 
 
 def _module(name: str):

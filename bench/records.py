@@ -93,11 +93,6 @@ def cell_status(run_dir: str | Path, cell_id: str) -> str | None:
     return "failed" if failed else "ok"
 
 
-def cell_done(run_dir: str | Path, cell_id: str) -> bool:
-    """True when the cell finished (a failed or unreadable cell is not done)."""
-    return cell_status(run_dir, cell_id) == "ok"
-
-
 def write_cell(run_dir: str | Path, cell_id: str, records: Iterable[Mapping[str, Any]]) -> Path:
     """Write one cell's records atomically; NaN is stored as JSON null."""
     rows = [{k: _json_safe(v) for k, v in r.items()} for r in records]

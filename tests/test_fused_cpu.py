@@ -63,8 +63,8 @@ def test_blocking_and_threads_never_change_a_result(dtype, weighted):
 
 def test_many_rows_split_over_threads_match_one_thread():
     x, codebook, weights = problem(20_011, 300, 33)
-    one = fused_cpu.nearest_fused(x, codebook, weights, threads=1)
-    two = fused_cpu.nearest_fused(x, codebook, weights, threads=2)
+    one = tuning.nearest_tuned(x, codebook, weights, threads=1)
+    two = tuning.nearest_tuned(x, codebook, weights, threads=2)
     assert torch.equal(one[0], two[0]) and torch.equal(one[1], two[1])
 
 
@@ -100,14 +100,14 @@ def test_tuned_blocking_is_cached_per_cpu_threads_dtype_and_shape_class(tmp_path
     monkeypatch.setenv("RVQVAE_HOME", str(tmp_path))
     monkeypatch.delenv("RVQVAE_FUSED_BLOCKING", raising=False)
     monkeypatch.delenv("RVQVAE_KERNEL_TUNING", raising=False)
-    tuning.forget()
+    monkeypatch.setattr(tuning, "_MEMO", {})  # this process's memo, restored afterwards
     calls = []
     real_tune = tuning.tune
     monkeypatch.setattr(tuning, "tune", lambda *a, **k: calls.append(a) or real_tune(*a, **k))
     first = tuning.blocking_for(300, 33, torch.float32, 2)
     assert len(calls) == 1 and calls[0][:2] == (300, 33)
     assert tuning.blocking_for(500, 60, torch.float32, 2) == first  # same class: K<=512, D<=64
-    tuning.forget()
+    tuning._MEMO.clear()
     assert tuning.blocking_for(400, 40, torch.float32, 2) == first  # read back from the file
     assert len(calls) == 1
     tuning.blocking_for(400, 40, torch.float32, 1)  # another thread count is another key
@@ -117,7 +117,6 @@ def test_tuned_blocking_is_cached_per_cpu_threads_dtype_and_shape_class(tmp_path
     key = tuning.tuning_key(300, 33, torch.float32, 2)
     assert key.startswith(fused_cpu.cpu_model()) and "threads=2" in key and "K<=512" in key
     assert (cache[key]["rows"], cache[key]["group"]) == first
-    tuning.forget()
 
 
 def test_blocking_override_and_tuning_off(tmp_path, monkeypatch):
@@ -170,7 +169,7 @@ def test_a_compiler_without_openmp_builds_the_thread_fallback_with_equal_results
                     f'exec {compiler} "$@"\n')
     fake.chmod(0o755)
     x, codebook, weights = problem(5003, 200, 24)
-    expected = fused_cpu.nearest_fused(x, codebook, weights, threads=2)
+    expected = tuning.nearest_tuned(x, codebook, weights, threads=2)
     monkeypatch.setenv("RVQVAE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("CXX", str(fake))
     monkeypatch.setattr(fused_cpu, "_LOADED", {})
@@ -181,10 +180,10 @@ def test_a_compiler_without_openmp_builds_the_thread_fallback_with_equal_results
 
 FUSED_SCRIPT = """
 import sys, torch
-from rvqvae.quantize import fused_cpu
+from rvqvae.quantize import fused_cpu, tuning
 problems = torch.load(sys.argv[1])
 print(fused_cpu.library().rvq_fused_vector_bytes(), fused_cpu.tile_shape(torch.float32))
-torch.save([fused_cpu.nearest_fused(x, e, w, threads=2) for x, e, w in problems], sys.argv[2])
+torch.save([tuning.nearest_tuned(x, e, w, threads=2) for x, e, w in problems], sys.argv[2])
 """
 
 

@@ -77,7 +77,7 @@ def test_reasons_add_up_and_nan_samples_leave_the_spread_undefined():
 def _train_and_judge(preset_name, scenario, seed, model, **options):
     from bench.metrics.evaluate import EvalContext, FitRecord, run_metrics
     from bench.presets import PRESETS
-    from bench.presets.checks import sized_scenario
+    from bench.presets.spec import sized_scenario
     from rvqvae.models import create_model
 
     preset = PRESETS.get(preset_name)

@@ -34,7 +34,8 @@ def test_cells_round_trip_with_nan_as_null(tmp_path):
                          error="no outliers at epsilon = 0")]
     path = records.write_cell(tmp_path, "cell-a", rows)
     assert json.loads(path.read_text())[1]["value"] is None
-    assert records.cell_done(tmp_path, "cell-a") and not records.cell_done(tmp_path, "cell-b")
+    assert records.cell_status(tmp_path, "cell-a") == "ok"
+    assert records.cell_status(tmp_path, "cell-b") is None
     frame = bench.load_results(tmp_path)
     assert list(frame.columns) == list(records.RECORD_FIELDS)
     assert frame["value"].iloc[0] == 3.5 and math.isnan(frame["value"].iloc[1])

@@ -57,7 +57,7 @@ def test_base_class_is_enforced():
 
 # -- where each entry is defined, and `rvqvae-bench list` -------------------------------------
 def test_every_entry_records_the_file_that_defines_it():
-    from bench.commands.registries import KINDS, ROOT, registry_rows
+    from bench.commands.list import KINDS, ROOT, registry_rows
 
     files = {kind: {row["name"]: row["file"] for row in registry_rows(kind)} for kind in KINDS}
     assert files["models"]["oracle-vqvae"] == "rvqvae/models/oracle.py"

@@ -334,7 +334,7 @@ def test_rerun_replaces_the_old_report_and_refuses_foreign_folders(tmp_path):
 
 
 def test_a_failing_report_leaves_the_previous_one_untouched(tmp_path, monkeypatch):
-    import bench.report as report_module
+    import bench.report.writer as report_module
 
     run = _records_run(tmp_path, models=("vqvae",))
     out = write_report(run, tmp_path / "out", figures=False)

@@ -199,7 +199,7 @@ def test_the_default_loss_keeps_the_decoder_alive_where_mse_on_the_sigmoid_died(
     trains on the same seeds (recon MSE 0.011-0.016). Only the default is asserted: whether
     MSE dies depends on the CPU's float order, so no test may rely on it."""
     from bench.presets import get_preset
-    from bench.presets.checks import sized_scenario
+    from bench.presets.spec import sized_scenario
 
     assert VQVAE.Config().recon_loss == "bce"
     scenario = sized_scenario(get_preset("ci"), "mnist+fmnist@0")

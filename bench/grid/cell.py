@@ -30,7 +30,7 @@ import torch
 from bench import records
 from bench.cache import atomic_write_bytes, atomic_write_text
 from bench.presets import ModelSpec, Preset
-from bench.presets.checks import sized_scenario
+from bench.presets.spec import sized_scenario
 from bench.provenance import config_hash, device_name, provenance
 
 Log = Callable[[str], None]

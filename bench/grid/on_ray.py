@@ -38,7 +38,7 @@ from bench.grid.cell import Cell, CellResult, build_data, compute_cell, failed_r
 from bench.grid.progress import CellProgress
 from bench.plugins import Plugin, install, loaded_plugins
 from bench.presets import Preset
-from bench.presets.checks import sized_scenario
+from bench.presets.spec import sized_scenario
 from rvqvae.errors import UserError
 
 MAX_RETRIES = 100

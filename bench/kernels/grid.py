@@ -25,11 +25,6 @@ class Case:
     dtype: str = "float32"
     distance: str = "plain"  # "plain" | "weighted"
 
-    @property
-    def flop(self) -> int:
-        """Work of the GEMM form, 2 N K D (the count GFLOP/s is reported against)."""
-        return 2 * self.n * self.k * self.d
-
     def label(self) -> str:
         return f"N={self.n} K={self.k} D={self.d} {self.dtype} {self.distance}"
 

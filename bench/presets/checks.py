@@ -16,7 +16,7 @@ import dataclasses
 import math
 import re
 
-from bench.presets.spec import ModelSpec, Preset
+from bench.presets.spec import ModelSpec, Preset, sized_scenario
 from rvqvae.errors import UserError
 from rvqvae.fields import typed_fields
 
@@ -119,13 +119,3 @@ def check_device(device: str, *, gpu_here: bool = True) -> None:
             raise UserError(f"device {device!r} needs a CUDA GPU number {index} and "
                             f"{count or 'none'} {'is' if count < 2 else 'are'} visible; pass "
                             f"--device cpu to run on the CPU (slow)")
-
-
-def sized_scenario(preset: Preset, name: str):
-    """The scenario ``name`` with the preset's size overrides (checked against the data)."""
-    from bench.scenarios import get_scenario
-
-    scenario = get_scenario(name)
-    sizes = ("train_size", "test_size", "clean_test_size")
-    changes = {k: getattr(preset, k) for k in sizes if getattr(preset, k) is not None}
-    return scenario.with_(**changes) if changes else scenario

@@ -133,3 +133,13 @@ def _model_spec(entry: Any, where: str) -> ModelSpec:
     if isinstance(entry, dict) and "name" not in entry:
         raise UserError(f"{where} has no name (want e.g. {{name = \"vqvae\"}})")
     return build(ModelSpec, entry, where=where)
+
+
+def sized_scenario(preset: Preset, name: str):
+    """The scenario ``name`` with the preset's size overrides (checked against the data)."""
+    from bench.scenarios import get_scenario
+
+    scenario = get_scenario(name)
+    sizes = ("train_size", "test_size", "clean_test_size")
+    changes = {k: getattr(preset, k) for k in sizes if getattr(preset, k) is not None}
+    return scenario.with_(**changes) if changes else scenario

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from rvqvae.errors import UserError
-from rvqvae.quantize import compiled, fused_cpu, triton_kernel
+from rvqvae.quantize import compiled, fused_cpu, triton_kernel, tuning
 from rvqvae.quantize.chunked import (
     compute_dtype,
     exact_distances,
@@ -163,7 +163,7 @@ BACKENDS.register(
 )
 BACKENDS.register(
     "fused",
-    Backend(fused_cpu.nearest_fused, fused_cpu.available,
+    Backend(tuning.nearest_tuned, fused_cpu.available,
             why_unavailable=fused_cpu.why_unavailable),
     source=fused_cpu.__name__,
     description="C++ kernel built for this CPU at first use: distance tiles reduced to a "

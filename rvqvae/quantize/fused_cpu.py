@@ -77,16 +77,15 @@ def nearest_fused(
     codebook: torch.Tensor,
     weights: torch.Tensor | None = None,
     *,
-    blocking: tuple[int, int] | None = None,
+    blocking: tuple[int, int],
     threads: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Same contract as :func:`~rvqvae.quantize.chunked.nearest_chunked`, one C++ call.
 
-    ``blocking`` = ``(rows per block, panels per group)`` overrides the tuned choice;
-    ``threads`` defaults to ``torch.get_num_threads()``.
+    ``blocking`` = ``(rows per block, panels per group)`` (the ``fused`` backend passes the
+    tuned one: :func:`rvqvae.quantize.tuning.nearest_tuned`); ``threads`` defaults to
+    ``torch.get_num_threads()``.
     """
-    from rvqvae.quantize import tuning
-
     dtype = compute_dtype(x.dtype)
     x = x.to(dtype).contiguous()
     codebook = codebook.to(dtype).contiguous()
@@ -94,8 +93,6 @@ def nearest_fused(
     threads = threads or torch.get_num_threads()
     n, dim = x.shape
     k = codebook.shape[0]
-    if blocking is None:
-        blocking = tuning.blocking_for(k, dim, dtype, threads)
     rows, group = blocking
     plan = CodebookPlan.build(codebook, weights)
     scaled = plan.scaled_t.t().contiguous()

@@ -29,6 +29,7 @@ import torch
 from rvqvae.atomic import atomic_path
 from rvqvae.errors import UserError
 from rvqvae.quantize import fused_cpu
+from rvqvae.quantize.chunked import compute_dtype
 
 ROW_CANDIDATES = (64, 256, 1024)
 GROUP_BYTES = (32 << 10, 256 << 10, 1 << 20)
@@ -139,11 +140,6 @@ def store(key: str, entry: dict) -> None:
         tmp.write_text(json.dumps(entries, indent=1, sort_keys=True))
 
 
-def forget() -> None:
-    """Drop this process's memo (the next search re-reads the cache or measures again)."""
-    _MEMO.clear()
-
-
 def _panel_bytes(d: int, dtype: torch.dtype) -> int:
     _, nr = fused_cpu.tile_shape(dtype)
     return (d + 1) * nr * torch.empty((), dtype=dtype).element_size()
@@ -151,3 +147,12 @@ def _panel_bytes(d: int, dtype: torch.dtype) -> int:
 
 def _ceil_pow2(value: int) -> int:
     return 1 << max(0, (value - 1).bit_length())
+
+
+def nearest_tuned(x: torch.Tensor, codebook: torch.Tensor, weights: torch.Tensor | None = None,
+                  *, threads: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``fused`` backend: :func:`~rvqvae.quantize.fused_cpu.nearest_fused` with this
+    machine's tuned blocking for the codebook's shape, dtype and thread count."""
+    threads = threads or torch.get_num_threads()
+    blocking = blocking_for(codebook.shape[0], x.shape[1], compute_dtype(x.dtype), threads)
+    return fused_cpu.nearest_fused(x, codebook, weights, blocking=blocking, threads=threads)
