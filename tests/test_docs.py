@@ -46,7 +46,7 @@ def test_the_extending_guide_has_an_example_for_each_kind_of_extension():
                                       if python_blocks((ROOT / d).read_text())])
 def test_python_examples_run(document, tmp_path):
     blocks = python_blocks((ROOT / document).read_text())
-    setup = README_SETUP if document == "README.md" else ""
+    setup = README_SETUP  # the tensors the README's and the reference pages' snippets name
     script = "\n".join([setup, *blocks])
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
                           text=True, timeout=600)
@@ -79,3 +79,13 @@ def test_readme_map_names_every_registered_entry_with_its_file():
     assert listed == expected
     for _, _, file in listed:
         assert (ROOT / file).is_file(), file
+
+
+def test_the_readme_first_screen_holds_the_commands_the_headline_and_every_page():
+    """What a newcomer reads first (80 lines): the two commands, what the tool does, the
+    headline results, and one link to each page the long reference moved to."""
+    first = "\n".join((ROOT / "README.md").read_text().splitlines()[:80])
+    assert "python3 -m tox -e quick" in first and "python3 -m tox -e py" in first
+    assert "**What it does.**" in first and "## Headline results" in first
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        assert f"](docs/{page.name})" in first, page.name
