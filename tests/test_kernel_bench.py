@@ -273,3 +273,64 @@ def test_fuzzed_kernel_numbers_are_refused_in_one_line_before_any_timing(
         assert status == 2 and error.startswith("rvqvae-bench: error: --")
         assert error.count("\n") == 1
     assert not out.exists()
+
+
+def _row(contender, gflops, iqr_pct=2.0, repeat=0):
+    median = 0.01
+    return {"n": 4096, "k": 512, "d": 64, "dtype": "float32", "distance": "plain",
+            "contender": contender, "gflops": gflops, "median_s": median,
+            "iqr_s": median * iqr_pct / 100, "repeat": repeat}
+
+
+def test_a_busy_machine_is_marked_by_timing_spread_or_by_a_slow_gemm(tmp_path):
+    from bench.kernels.trust import mark_busy, warning_line
+
+    path = tmp_path / "gemm_rates.json"
+    quiet = [_row("gemm", 200.0), _row("fused", 300.0)]
+    assert mark_busy(quiet, "cpu (X, 2 threads)", path=path) == []
+    assert [row["busy"] for row in quiet] == ["", ""] and warning_line([], quiet) is None
+    spread = [_row("gemm", 190.0), _row("fused", 290.0, iqr_pct=40)]
+    mark_busy(spread, "cpu (X, 2 threads)", path=path)
+    assert spread[0]["busy"] == "" and spread[1]["busy"] == "IQR 40% of the median"
+    slow = [_row("gemm", 80.0), _row("fused", 120.0)]  # below 0.6 x the recent 195 GFLOP/s
+    reasons = mark_busy(slow, "cpu (X, 2 threads)", path=path)
+    assert all("GEMM at 41% of this machine's recent 195 GFLOP/s" in r["busy"] for r in slow)
+    assert warning_line(reasons, slow).startswith("warning: the machine looks busy: 2 of 2")
+    remembered = json.loads(path.read_text())["cpu (X, 2 threads)"]
+    assert list(remembered.values()) == [[200.0, 190.0]]  # a busy GEMM lowers no bar
+    other = [_row("gemm", 80.0)]
+    assert mark_busy(other, "cpu (Y, 1 thread)", path=path) == []  # another machine's history
+
+
+def test_a_kernel_run_under_an_artificial_load_is_marked_and_warned(tmp_path, monkeypatch,
+                                                                    capsys):
+    """The GEMM's quiet rate on this machine, then the same run beside CPU-burning processes:
+    the table marks it and the command prints the warning."""
+    import os
+    import subprocess
+
+    from bench.kernels.trust import rates_path
+
+    monkeypatch.setenv("RVQVAE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(grid_module, "grid", lambda name: [Case(16384, 512, 64)])
+    argv = ["kernels", "--only", "gemm,chunked", "--threads", "1", "--min-run-time", "0.2",
+            "--rounds", "2", "--json"]
+    assert cli.main([*argv, "--out", str(tmp_path / "quiet")]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    quiet = next(row["gflops"] for row in rows if row["contender"] == "gemm")
+    shape = "N=16384 K=512 D=64 float32 plain"
+    machine = json.loads((tmp_path / "quiet" / "kernels.json").read_text())["meta"]["device"]
+    rates_path().write_text(json.dumps({machine: {shape: [quiet]}}))  # this machine's quiet rate
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+               for _ in range(3 * (os.cpu_count() or 1))]
+    try:
+        assert cli.main([*argv, "--out", str(tmp_path / "loaded")]) == 0
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)["rows"]
+    assert all(row["busy"] for row in rows), rows
+    assert "warning: the machine looks busy" in captured.err
+    assert "busy (not trustworthy)" in (tmp_path / "loaded" / "kernels.md").read_text()

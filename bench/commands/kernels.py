@@ -80,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
     started = time.time()
     rows = run_grid(cases, device=args.device, threads=threads, min_run_time=args.min_run_time,
                     rounds=args.rounds, repeats=args.repeats, only=only)
+    from bench.kernels.trust import mark_busy, warning_line
+    from bench.provenance import device_name
+
+    busy = mark_busy(rows, device_name(args.device))
     meta = {
         **provenance(args.device), "device_type": args.device, "threads": threads,
         "grid": args.grid, "repeats": args.repeats, "min_run_time": args.min_run_time,
@@ -92,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str))
     else:
         print(results_table(rows).to_string(index=False))
+    warning = warning_line(busy, rows)
+    if warning:
+        print(warning, file=sys.stderr)
     files = [str(p) for p in written if p.parent.name != "cells"]
     cells = len(written) - len(files)
     print(f"wrote {', '.join(files)} and {cells} record cells under {args.out}/cells",

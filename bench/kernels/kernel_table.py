@@ -18,7 +18,7 @@ TABLE_COLUMNS = {
     "contender": "contender", "vectors_per_s": "M vec/s", "iqr_pct": "IQR %",
     "gflops": "GFLOP/s", "ratio_faiss": "x FAISS", "pct_gemm": "% GEMM", "agree": "agree",
     "compile_s": "first call +s", "repeats": "runs", "rows_timed": "rows timed",
-    "not_like_for_like": "not like for like",
+    "not_like_for_like": "not like for like", "busy": "busy (not trustworthy)",
 }
 
 
@@ -29,6 +29,9 @@ def results_table(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if "repeat" not in frame.columns:
         frame["repeat"] = 0
+    if "busy" not in frame.columns:
+        frame["busy"] = ""
+    frame["busy"] = frame["busy"].fillna("")
     frame["iqr_pct"] = 100 * frame["iqr_s"] / frame["median_s"]
     frame["vectors_per_s"] = frame["vectors_per_s"] / 1e6
     medians = ["vectors_per_s", "iqr_pct", "gflops", "ratio_faiss", "pct_gemm"]
@@ -37,6 +40,7 @@ def results_table(rows: list[dict]) -> pd.DataFrame:
         compile_s=("compile_s", "max"),  # paid once per process: the first repeat's
         agree=("agree", "min"), repeats=("repeat", "nunique"),
         rows_timed=("rows_timed", "first"), not_like_for_like=("not_like_for_like", "first"),
+        busy=("busy", lambda marks: "; ".join(dict.fromkeys(m for m in marks if m))),
     ).reset_index()
     table = table[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS)
     return table.round({"M vec/s": 3, "IQR %": 1, "GFLOP/s": 1, "x FAISS": 2, "% GEMM": 1,
@@ -77,7 +81,9 @@ def markdown_report(table: pd.DataFrame, meta: dict) -> str:
         "`first call +s` = first call minus a timed call, the largest over repeats (compilation "
         "for `compiled`, kernel build and blocking measurement for `fused`/`auto` when not "
         "cached on the machine yet), never part of a rate; `not like for like` says why a "
-        "row's `x FAISS` compares different work.",
+        "row's `x FAISS` compares different work; `busy` marks a row whose timing spread "
+        "(IQR) was high or whose same-shape GEMM ran far below this machine's recent rate: "
+        "the machine was loaded, its rates are not to be trusted.",
         "",
         _markdown(table),
         "",
