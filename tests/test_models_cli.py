@@ -94,6 +94,34 @@ def test_training_speed_writes_csv_and_markdown(real_data, tmp_path):
     assert table["error"].iloc[1].startswith("UserError: nsvae with negatives='auxiliary'")
     markdown = (tmp_path / "training_speed.md").read_text()
     assert f"| `{tiny}` |" in markdown and "failed: UserError" in markdown
+    # each phase's work against the same run's GEMM: a VAE has no prior phase
+    assert first["train_gflop"] > 0 and first["prior_gflop"] == 0 and first["sampling_gflop"] > 0
+    assert first["gemm_gflops"] > 1
+    assert first["train_pct_gemm"] == pytest.approx(
+        100 * first["train_gflop"] / first["train_s"] / first["gemm_gflops"])
+    assert "## Each phase against the hardware" in markdown
+
+
+def test_phase_flops_count_what_the_network_computes(real_data):
+    """The counted work is the network's: the same per epoch (an epoch more adds the same FLOPs,
+    besides a once-per-fit start), a prior phase for a VQ model, and rates per second."""
+    import torch
+
+    from bench.presets import ModelSpec
+    from bench.training_speed import _phase_flops
+
+    spec = ModelSpec("vqvae", {"epochs": 1, "prior_epochs": 1, "codebook_size": 8,
+                               "hidden_channels": 4, "residual_channels": 4, "latent_dim": 4,
+                               "batch_size": 16})
+    images = torch.rand(32, 1, 28, 28)
+    clean = {"contamination": 0.0, "outlier_flags": torch.zeros(32, dtype=torch.bool)}
+    one, two, three = (_phase_flops(spec, images, epochs=e, clean=clean, train_s=1.0,
+                                    prior_s=1.0) for e in (1, 2, 3))
+    assert one["prior_gflop"] > 0  # the PixelCNN prior
+    epoch = two["train_gflop"] - one["train_gflop"]
+    assert epoch > 0 and three["train_gflop"] - two["train_gflop"] == pytest.approx(epoch,
+                                                                                    rel=1e-9)
+    assert one["train_gflops"] == one["train_gflop"]  # over one second
 
 
 def test_training_speed_command_checks_models_and_numbers_first(tmp_path, capsys):
