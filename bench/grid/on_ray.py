@@ -36,6 +36,7 @@ from pathlib import Path
 from bench.bounds import bounded
 from bench.grid.cell import Cell, CellResult, build_data, compute_cell, failed_result, finish_cell
 from bench.grid.progress import CellProgress
+from bench.grid.schedule import expected_cost, longest_first
 from bench.plugins import Plugin, install, loaded_plugins
 from bench.presets import Preset
 from bench.presets.spec import sized_scenario
@@ -106,8 +107,10 @@ def run_on_ray(preset: Preset, todo: list[tuple[int, Cell]], run_dir: Path, *,
         worker_preset = preset  # on a GPU node Ray picks the cell's GPU (CUDA_VISIBLE_DEVICES)
         plugins = loaded_plugins()  # each worker loads the driver's plugins before its cell
         data_refs: dict[tuple[str, int], object] = {}  # one data set per (scenario, seed)
-        pending = {}
-        for number, cell in todo:
+        pending, queue = {}, list(todo)
+
+        def submit() -> None:
+            number, cell = queue.pop(0)
             key = (cell.scenario, cell.seed)
             if key not in data_refs:
                 data_refs[key] = ray.put(build_data(preset, cell))
@@ -115,10 +118,15 @@ def run_on_ray(preset: Preset, todo: list[tuple[int, Cell]], run_dir: Path, *,
                               sized_scenario(preset, cell.scenario), data_refs[key],
                               options.cpus_per_cell, progress)
             pending[ref] = (number, cell)
-        board.log(f"{len(todo)} cell(s) submitted to Ray "
-                  f"({options.cpus_per_cell} CPU, {options.gpus(preset):g} GPU each)")
+
         slots = _slots(ray, options, preset)
-        board.started(min(len(todo), slots))
+        # one cell per free slot: each next one is chosen when a slot frees, by the expected
+        # costs as measured so far in this run (bench.grid.schedule)
+        for _ in range(min(slots, len(queue))):
+            submit()
+        board.log(f"{len(todo)} cell(s) for Ray, {len(pending)} at a time "
+                  f"({options.cpus_per_cell} CPU, {options.gpus(preset):g} GPU each)")
+        board.started(len(pending))
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             number, cell = pending.pop(ready[0])
@@ -128,7 +136,9 @@ def run_on_ray(preset: Preset, todo: list[tuple[int, Cell]], run_dir: Path, *,
                 result = _lost(preset, cell, error, options.max_retries)
             finish_cell(run_dir, result, f"[{number}/{total}] {cell.id}", board)
             statuses[cell.id] = result.status
-            if len(pending) >= slots:
+            if queue:
+                queue[:] = longest_first(queue, expected_cost(preset, run_dir))
+                submit()
                 board.started()  # a queued cell takes the freed slot
     return statuses
 

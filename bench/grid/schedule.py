@@ -3,9 +3,11 @@
 With P workers, starting the longest jobs first (the LPT rule, Graham 1969) keeps the last
 cell from running alone after the others finished: its makespan is within 4/3 of the optimum.
 A cell's expected seconds: the median ``wall_s`` of the same model's cells already finished in
-the run folder (a resumed or extended run), else its training images x epochs (the prior's
-epochs included) as a relative size: cells with measured times come first, longest first,
-then the others by size.
+the run folder (earlier in this run, or a resumed or extended one). A model with no finished
+cell yet comes first, by its training images x epochs (the prior's epochs included) as a
+relative size: it may be the longest, and its first cell measures it (a size says little
+across models: an NS-VAE epoch costs several VQ-VAE epochs). Then the measured, longest
+first. The Ray executor re-sorts what is left each time a cell finishes.
 """
 
 from __future__ import annotations
@@ -26,14 +28,14 @@ def longest_first(todo: list, expected: Callable[[object], tuple]) -> list:
 
 
 def expected_cost(preset, run_dir: str | Path) -> Callable[[object], tuple]:
-    """``cell -> (measured?, seconds or size)``: tuples sort measured cells first."""
+    """``cell -> (not measured?, seconds or size)``: tuples sort unmeasured models first."""
     measured = _median_wall_by_model(run_dir)
 
     def cost(cell) -> tuple:
         if cell.spec.display in measured:
-            return (1, measured[cell.spec.display])
+            return (0, measured[cell.spec.display])
         epochs = sum(float(cell.spec.options.get(name, 1)) for name in EPOCH_OPTIONS)
-        return (0, float(preset.train_size or 1) * epochs)
+        return (1, float(preset.train_size or 1) * epochs)
 
     return cost
 
