@@ -80,11 +80,33 @@ def generation_metrics_with_protocol(
     domain classifier. ``seed`` drives KID's subset choice. See the module docstring for the
     uint8 conversion, reference caching and small-n behaviour.
     """
-    from torch_fidelity import calculate_metrics
-    from torch_fidelity.metric_fid import KEY_METRIC_FID
-    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD
-
     spec = resolve_extractor(extractor, domain=domain)
+    samples_u8, reference_u8 = _checked_inputs(samples, reference, spec)
+    n, n_ref = len(samples_u8), len(reference_u8)
+    subset = kid_subset_adapted(n, n_ref, kid_subset_size)
+    result = _fidelity(samples_u8, reference_u8, spec, reference_key=reference_key,
+                       subset=subset, kid_subsets=kid_subsets, batch_size=batch_size,
+                       cache=cache, device=device, seed=seed)
+    protocol = {
+        "extractor": spec.label,
+        "extractor_name": spec.fidelity_name,
+        "extractor_weights": spec.weights_hash,
+        "extractor_source": spec.source,
+        "feature_layer": spec.feature_layer,
+        "n_samples": n,
+        "n_reference": n_ref,
+        "reference": reference_key,
+        "reference_digest": content_digest(reference_u8),  # what was measured against
+        "kid_subset_size": subset,
+        "kid_subsets": kid_subsets,
+    }
+    return _named_values(result, spec.label, n, subset), protocol
+
+
+def _checked_inputs(samples: torch.Tensor, reference: torch.Tensor, spec: FeatureExtractorSpec
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both image sets as uint8; at least 2 of each (else ``ValueError``), a warning below the
+    feature dimension (FID is then biased upwards)."""
     samples_u8, reference_u8 = to_uint8(samples, "samples"), to_uint8(reference, "reference")
     n, n_ref = len(samples_u8), len(reference_u8)
     if n < 2 or n_ref < 2:
@@ -96,14 +118,23 @@ def generation_metrics_with_protocol(
             f"FID with {n} samples / {n_ref} reference images below the {spec.label} feature "
             f"dimension {spec.feature_dim} is biased upwards (singular covariance); "
             "use more samples",
-            stacklevel=2,
+            stacklevel=3,
         )
-    subset = kid_subset_adapted(n, n_ref, kid_subset_size)
+    return samples_u8, reference_u8
+
+
+def _fidelity(samples_u8: torch.Tensor, reference_u8: torch.Tensor, spec: FeatureExtractorSpec,
+              *, reference_key: str | None, subset: int, kid_subsets: int, batch_size: int,
+              cache: bool, device: str, seed: int) -> dict[str, float]:
+    """torch-fidelity's FID and KID, the reference's statistics cached under a name that
+    carries its content digest (a cache file that does not match is refused first)."""
+    from torch_fidelity import calculate_metrics
+
     cache_name = reference_cache_name(reference_u8, spec, reference_key) if cache else None
     if cache_name is not None:
         vet_reference_cache(cache_dir("fidelity"), cache_name)
     layer = {"feature_layer_fid": spec.feature_layer, "feature_layer_kid": spec.feature_layer}
-    result = calculate_metrics(
+    return calculate_metrics(
         input1=UInt8Images(samples_u8),
         input2=UInt8Images(reference_u8),
         fid=True,
@@ -121,7 +152,16 @@ def generation_metrics_with_protocol(
         verbose=False,
         rng_seed=seed,
     )
-    names = generation_metric_names(spec.label, n)
+
+
+def _named_values(result: dict[str, float], label: str, n: int, subset: int
+                  ) -> dict[str, float]:
+    """torch-fidelity's numbers under the catalog's names; KID's spread NaN where it measures
+    nothing (:func:`kid_std_undefined`)."""
+    from torch_fidelity.metric_fid import KEY_METRIC_FID
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD
+
+    names = generation_metric_names(label, n)
     values = {
         names["fid"]: float(result[KEY_METRIC_FID]),
         names["kid"]: float(result[KEY_METRIC_KID_MEAN]),
@@ -129,20 +169,7 @@ def generation_metrics_with_protocol(
     }
     if kid_std_undefined(n, subset):  # every subset of the samples is the whole sample
         values[names["kid_std"]] = float("nan")
-    protocol = {
-        "extractor": spec.label,
-        "extractor_name": spec.fidelity_name,
-        "extractor_weights": spec.weights_hash,
-        "extractor_source": spec.source,
-        "feature_layer": spec.feature_layer,
-        "n_samples": n,
-        "n_reference": n_ref,
-        "reference": reference_key,
-        "reference_digest": content_digest(reference_u8),  # what was measured against
-        "kid_subset_size": subset,
-        "kid_subsets": kid_subsets,
-    }
-    return values, protocol
+    return values
 
 
 def kid_std_undefined(n: int, subset: int) -> str:
