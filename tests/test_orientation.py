@@ -1,5 +1,5 @@
 """RVQ-VAE's orientation rules on synthetic latents of known structure: each rule's first-split
-AUROC where its assumption holds, and where it fails (rvqvae.models.split_init).
+AUROC where its assumption holds, and where it fails (rvqvae.models.split_rules).
 
 Latents are 4-dim on a 2 x 2 grid (4 positions per example), 600 examples, inliers a diffuse
 cloud (example centres N(0, I), positions +- 0.3). Outliers: ``tight``, a near-point cluster
@@ -33,7 +33,7 @@ import torch
 
 from rvqvae import quantize
 from rvqvae.models.outlier_split import score_auroc, top_scores_mask
-from rvqvae.models.split_init import (
+from rvqvae.models.split_rules import (
     kmeans_plus_plus,
     likelihood_gap,
     mass_oriented_scores,

@@ -1,5 +1,5 @@
 """RVQ-VAE's first split from a model of the majority, the outlier codebook's initialisation,
-the other split scores and the smoothing of the split over epochs (rvqvae.models.split_init)."""
+the other split scores and the smoothing of the split over epochs (rvqvae.models.split_rules)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 
 from rvqvae.models.outlier_split import top_scores_mask
 from rvqvae.models.rvqvae import RVQVAE
-from rvqvae.models.split_init import kmeans_plus_plus, median_distance, smoothed_ranks
+from rvqvae.models.split_rules import kmeans_plus_plus, median_distance, smoothed_ranks
 from rvqvae.models.vq_tensors import to_rows
 
 TINY = dict(hidden_channels=8, residual_channels=4, residual_blocks=1, latent_dim=4,

@@ -146,8 +146,10 @@ def evaluate_cell(
     device: str = "cpu",
     kid_subsets: int = KID_SUBSETS,
 ) -> list[MetricValue]:
-    """The values of all selected metric groups (default: every group in ``METRICS``) for one
-    cell (:func:`run_metrics` also gives their artefacts).
+    """For library use: the values of the selected metric groups (default: every group in
+    ``METRICS``) of one fitted model. The runner does not call this: it builds the context
+    with the cell's fit record and calls :func:`run_metrics` (which also gives the artefacts)
+    and :func:`phase_costs`.
 
     Values that cannot exist (AUROC at epsilon = 0, FID of NaN samples) come back
     ``undefined`` with their reason; genuine bugs raise.

@@ -222,15 +222,6 @@ def agree_text(row) -> str:
     return f"{wins} of {n} better"
 
 
-def claim_text(row) -> str:
-    """``rvqvae vs vqvae, outlier_mode_rate_2k, ε = 0.4: −0.21 [−0.27, −0.15], 6 of 6 better,
-    p adj 0.031: better``."""
-    where = f"ε = {row['epsilon']:g}" if math.isfinite(row["epsilon"]) else row["scenario"]
-    return (f"{row['model']} vs {row['reference']}, {row['metric']}, {where}: "
-            f"{_interval_text(row)}, {agree_text(row)}, p adj {_p_text(row['p_adjusted'])}: "
-            f"{row['verdict']}")
-
-
 # --- pairing ----------------------------------------------------------------------------------
 
 def _pairs(records: pd.DataFrame, reference: str, models: Sequence[str] | None):

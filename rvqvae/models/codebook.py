@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rvqvae.models.split_init import sample_rows
+from rvqvae.models.split_rules import sample_rows
 
 
 class Codebook(nn.Module):

@@ -32,7 +32,7 @@ Every unstated choice is an option of :class:`RVQVAEConfig` (defaults in bracket
   with what it assumes about the data:
   "spread": the round(eps * n) examples whose flattened encoder output (D x h x w) is farthest
   from the coordinate-wise median, each coordinate scaled by its median absolute deviation
-  (:func:`rvqvae.models.split_init.median_distance`). Assumes the outliers are the *spread*
+  (:func:`rvqvae.models.split_rules.median_distance`). Assumes the outliers are the *spread*
   group: it inverts where they are the tighter cluster (fmnist+mnist, noise at eps = 0.4: with
   concentrated contamination the median and MAD are no longer inlier statistics).
   "recon": the worst-reconstructed examples after warm-up (the ITLM idea, trimmed VQ-VAE's
@@ -43,14 +43,14 @@ Every unstated choice is an option of :class:`RVQVAEConfig` (defaults in bracket
   gives its latents the higher likelihood (each codebook a Gaussian mixture at its codewords
   with the residual variance of its side: weighted distance + log-determinant, since the
   distance alone favours the diffuse codebook), repeats until stable, and calls the side that
-  serves the majority the inlier side (:func:`rvqvae.models.split_init.mass_oriented_scores`);
+  serves the majority the inlier side (:func:`rvqvae.models.split_rules.mass_oriented_scores`);
   the same check runs at every later split, and an outlier codebook that serves the majority
   is swapped (the split re-oriented, both codebooks re-seeded, ``orientation_swaps`` in the
   history) once per fit: groups that the mixture cannot separate would otherwise flip the
   split back and forth every epoch (seen on synthetic images). Assumes only that inliers are
   the majority and that a two-codebook mixture separates the two groups.
 - ``outlier_init`` ["kmeans++"] (with "majority"): the outlier codebook's codewords are
-  k-means++ seeds (:func:`rvqvae.models.split_init.kmeans_plus_plus`) of the first outlier
+  k-means++ seeds (:func:`rvqvae.models.split_rules.kmeans_plus_plus`) of the first outlier
   set's latents (at most 8192 rows, a random subset), and, with ``reinit_inlier_codebook``
   [True], the inlier codebook's are those of the first inlier set's latents; "random": random
   rows of them; "keep": both codebooks left as warm-up left them.
@@ -64,7 +64,7 @@ Every unstated choice is an option of :class:`RVQVAEConfig` (defaults in bracket
   inliers are then quantised with the inlier codebook only, outliers with the outlier one only.
 - hysteresis [``split_momentum=0.7``, in [0, 1)]: with m > 0 the split ranks by
   ``m * previous + (1 - m) * ranks`` (ranks of this epoch's scores scaled to [0, 1],
-  :func:`rvqvae.models.split_init.smoothed_ranks`; the first split's ranks start it), so one
+  :func:`rvqvae.models.split_rules.smoothed_ranks`; the first split's ranks start it), so one
   epoch cannot flip the split wholesale; the count round(eps * n) is unchanged.
 - eps: ``config.contamination`` if set, else ``fit(contamination=...)`` (unless
   ``contamination_source="estimate"`` ["given"], which ignores it), else estimated by
@@ -90,7 +90,7 @@ from rvqvae.errors import UserError
 from rvqvae.models.base import register_model
 from rvqvae.models.codebook import Codebook
 from rvqvae.models.outlier_split import split_by_score, split_quality, top_scores_mask
-from rvqvae.models.split_init import (
+from rvqvae.models.split_rules import (
     kmeans_plus_plus,
     likelihood_gap,
     mass_oriented_scores,

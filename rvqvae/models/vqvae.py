@@ -37,7 +37,7 @@ from rvqvae.models.base import EpochCallback, GenerativeModel, register_model
 from rvqvae.models.codebook import Codebook, perplexity
 from rvqvae.models.conv_blocks import DOWNSAMPLING, Decoder, Encoder
 from rvqvae.models.prior import GatedPixelCNN
-from rvqvae.models.split_init import sample_rows
+from rvqvae.models.split_rules import sample_rows
 from rvqvae.models.vq_tensors import check_flags, check_images, to_grid, to_rows
 
 _POOL_PER_BATCH = 32  # encoder outputs kept per batch as candidates for dead-code restart

@@ -1,4 +1,5 @@
-"""RVQ-VAE's first split and the smoothing of later ones (see :mod:`rvqvae.models.rvqvae`).
+"""RVQ-VAE's split rules: the first split, its orientation and the smoothing of later ones (see
+:mod:`rvqvae.models.rvqvae`).
 
 The two-codebook objective has two stable solutions, the right one and the inverted one (the
 "outlier" codebook fits the inliers). Which one training reaches is decided by the first split,
