@@ -139,6 +139,29 @@ def test_evaluate_cell_with_a_fake_model(synthetic_domain):
     assert values["kid_domain_400"].ok
 
 
+def test_an_extractor_built_on_the_domain_classifier_gets_it_in_a_cell(synthetic_domain):
+    """A registered extractor with needs_domain=True (a plugin's, say) is passed the
+    scenario's classifier inside a cell, as the built-in `domain` is."""
+    from bench.metrics.domain import register_with_fidelity
+    from bench.metrics.extractors import EXTRACTORS, FeatureExtractorSpec
+
+    @EXTRACTORS.register("test-domain-logits", needs_domain=True)
+    def _logits(*, domain=None, **_):
+        assert domain is not None, "the cell did not pass the domain classifier"
+        return FeatureExtractorSpec("test-domain-logits", register_with_fidelity(domain),
+                                    domain.weights_hash, len(domain.class_names), "logits")
+
+    try:
+        h = bars_loader("bars-h", "test").images.float() / 255
+        data = SimpleNamespace(clean_test_images=h)
+        values = evaluate_cell(FakeModel(), data, synthetic_domain_scenario(), n_samples=100,
+                               extractor="test-domain-logits", metrics=["generation"])
+    finally:
+        EXTRACTORS.unregister("test-domain-logits")
+    fid = {v.metric: v for v in values}["fid_test-domain-logits_100"]
+    assert fid.ok and fid.protocol["feature_layer"] == "logits"
+
+
 def test_metric_groups_return_their_artefacts_and_training_throughput(synthetic_domain):
     """Scores come back as the detection group's artefact (no context is mutated), samples are
     drawn once for every extractor's context, and the training group measures the fit."""

