@@ -120,7 +120,9 @@ def test_cli_writes_table_json_csv_markdown_figure_and_records(tmp_path, monkeyp
     assert not {"agreement", "pct_gemm"} & set(gemm["metric"])  # searches nothing
     assert (auto["n"] == 2).all() and (auto["seeds"] == "0,1").all()
     faiss = cells[cells["model"] == "faiss"]
-    assert "ratio_faiss" not in set(faiss["metric"])  # no ratio of FAISS to itself
+    # ratios only for our backends: a peer's ratio to a peer judges no code of ours, and a
+    # loaded machine moves it most (a CI run failed on the GEMM's ratio to FAISS alone)
+    assert not {"ratio_faiss", "pct_gemm"} & (set(faiss["metric"]) | set(gemm["metric"]))
     written = load_cells(tmp_path / "aggregate.csv")  # the baseline format, as report writes it
     same = compare(written, cells, load_tolerances())
     assert set(same["outcome"]) == {"unchanged"} and len(same) == len(cells)
