@@ -36,7 +36,7 @@ from pathlib import Path
 from bench.bounds import bounded
 from bench.grid.cell import Cell, CellResult, build_data, compute_cell, failed_result, finish_cell
 from bench.grid.progress import CellProgress
-from bench.grid.schedule import expected_cost, longest_first
+from bench.grid.schedule import expected_cost, finished_walls, longest_first
 from bench.plugins import Plugin, install, loaded_plugins
 from bench.presets import Preset
 from bench.presets.spec import sized_scenario
@@ -108,6 +108,7 @@ def run_on_ray(preset: Preset, todo: list[tuple[int, Cell]], run_dir: Path, *,
         plugins = loaded_plugins()  # each worker loads the driver's plugins before its cell
         data_refs: dict[tuple[str, int], object] = {}  # one data set per (scenario, seed)
         pending, queue = {}, list(todo)
+        walls = finished_walls(run_dir)  # read once; each finished cell adds its own
 
         def submit() -> None:
             number, cell = queue.pop(0)
@@ -136,8 +137,10 @@ def run_on_ray(preset: Preset, todo: list[tuple[int, Cell]], run_dir: Path, *,
                 result = _lost(preset, cell, error, options.max_retries)
             finish_cell(run_dir, result, f"[{number}/{total}] {cell.id}", board)
             statuses[cell.id] = result.status
+            if result.status == "ok":
+                walls.setdefault(cell.spec.display, []).append(result.wall_s)
             if queue:
-                queue[:] = longest_first(queue, expected_cost(preset, run_dir))
+                queue[:] = longest_first(queue, expected_cost(preset, walls))
                 submit()
                 board.started()  # a queued cell takes the freed slot
     return statuses

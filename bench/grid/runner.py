@@ -24,7 +24,7 @@ from bench.grid.executors import EXECUTORS, default_options
 from bench.grid.folder import check_same_run, check_writable, remove_stale_parts, write_run_info
 from bench.grid.lock import run_lock
 from bench.grid.progress import CellProgress, stderr_line
-from bench.grid.schedule import expected_cost, longest_first
+from bench.grid.schedule import expected_cost, finished_walls, longest_first
 from bench.presets import Preset
 from bench.presets.checks import check_preset
 
@@ -88,7 +88,7 @@ def run_preset(
         todo, skipped, kept = _plan(cells, run_dir, keep_failed=keep_failed, log=log)
         with CellProgress(len(cells), done_before=len(skipped) + len(kept), log=log) as board:
             if chosen.parallel:  # one cell at a time cannot be shortened by the order
-                todo = longest_first(todo, expected_cost(preset, run_dir))
+                todo = longest_first(todo, expected_cost(preset, finished_walls(run_dir)))
             statuses = chosen.run(preset, todo, run_dir, options=options, progress=progress,
                                   board=board, total=len(cells))
     finished = tuple(c for c, status in statuses.items() if status == "ok")

@@ -27,9 +27,11 @@ def longest_first(todo: list, expected: Callable[[object], tuple]) -> list:
     return sorted(todo, key=lambda item: expected(item[1]), reverse=True)
 
 
-def expected_cost(preset, run_dir: str | Path) -> Callable[[object], tuple]:
-    """``cell -> (not measured?, seconds or size)``: tuples sort unmeasured models first."""
-    measured = _median_wall_by_model(run_dir)
+def expected_cost(preset, walls: dict[str, list[float]]) -> Callable[[object], tuple]:
+    """``cell -> (not measured?, seconds or size)``: tuples sort unmeasured models first.
+    ``walls``: each model's finished cells' seconds (:func:`finished_walls`, plus what a
+    running grid adds as cells finish)."""
+    measured = {model: statistics.median(values) for model, values in walls.items() if values}
 
     def cost(cell) -> tuple:
         if cell.spec.display in measured:
@@ -40,7 +42,8 @@ def expected_cost(preset, run_dir: str | Path) -> Callable[[object], tuple]:
     return cost
 
 
-def _median_wall_by_model(run_dir: str | Path) -> dict[str, float]:
+def finished_walls(run_dir: str | Path) -> dict[str, list[float]]:
+    """The ``wall_s`` of every finished (not failed) cell in the run folder, by model."""
     walls: dict[str, list[float]] = defaultdict(list)
     cells = Path(run_dir) / records.CELLS
     for path in sorted(cells.glob("*.json")) if cells.is_dir() else []:
@@ -52,4 +55,4 @@ def _median_wall_by_model(run_dir: str | Path) -> dict[str, float]:
             continue
         if isinstance(rows[0].get("wall_s"), (int, float)):
             walls[str(rows[0].get("model"))].append(float(rows[0]["wall_s"]))
-    return {model: statistics.median(values) for model, values in walls.items()}
+    return dict(walls)
