@@ -28,6 +28,11 @@ class Case:
     def label(self) -> str:
         return f"N={self.n} K={self.k} D={self.d} {self.dtype} {self.distance}"
 
+    @classmethod
+    def of(cls, row: dict) -> Case:
+        """The case of a timing row (its ``n, k, d, dtype, distance``)."""
+        return cls(row["n"], row["k"], row["d"], row["dtype"], row["distance"])
+
 
 KERNEL_GRIDS: Registry[Callable[[], list[Case]]] = Registry("kernel grid")
 

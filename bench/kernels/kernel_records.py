@@ -32,7 +32,7 @@ def to_records(rows: list[dict], meta: dict) -> dict[str, list[dict]]:
     """``{cell_id: records}`` for timing rows of :func:`bench.kernels.timing.run_grid`."""
     cells: dict[str, list[dict]] = {}
     for row in rows:
-        case = Case(row["n"], row["k"], row["d"], row["dtype"], row["distance"])
+        case = Case.of(row)
         scenario, model, seed = scenario_name(case), row["contender"], row["repeat"]
         protocol = {
             "benchmark": "kernels", "n": case.n, "k": case.k, "d": case.d, "dtype": case.dtype,

@@ -11,6 +11,7 @@ import pandas as pd
 
 from bench.cache import atomic_path, atomic_write_text
 from bench.kernels.kernel_records import write_records
+from bench.report.tables import frame_markdown
 
 CASE = ["n", "k", "d", "dtype", "distance", "contender"]
 TABLE_COLUMNS = {
@@ -92,11 +93,7 @@ def markdown_report(table: pd.DataFrame, meta: dict) -> str:
 
 
 def _markdown(table: pd.DataFrame) -> str:
-    header = "| " + " | ".join(table.columns) + " |"
-    rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    body = ["| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |"
-            for row in table.itertuples(index=False)]
-    return "\n".join([header, rule, *body])
+    return frame_markdown(table, lambda value: "" if pd.isna(value) else str(value))
 
 
 def _versions(versions: dict) -> str:

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from statistics import median
 
+from bench.kernels.grid import Case
 from rvqvae.atomic import atomic_path
 from rvqvae.home import cache_root
 
@@ -69,7 +70,7 @@ def warning_line(reasons: list[str], rows: list[dict]) -> str | None:
 
 
 def _shape(row: dict) -> str:
-    return f"N={row['n']} K={row['k']} D={row['d']} {row['dtype']} {row['distance']}"
+    return Case.of(row).label()
 
 
 def _read(path: Path) -> dict:

@@ -18,6 +18,7 @@ one booktabs table with a two-level header (``Styler.to_latex(hrules=True)``, bo
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -84,6 +85,20 @@ def format_cell(mean: float, std: float, n: int) -> str:
         decimals = decimals_for(std, significant=2)
         return f"{mean:.{decimals}f} ± {std:.{decimals}f} (n={n})"
     return f"{mean:.{decimals_for(mean, significant=4)}f} (n={n})"
+
+
+def frame_markdown(frame: pd.DataFrame, cell: Callable[[object], str] = str) -> str:
+    """A plain frame as a Markdown table (header, rule, one line per row), each value written
+    by ``cell``."""
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |"
+              for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def three_decimals(value: object) -> str:
+    """A float to 3 decimals, anything else as its text (the study tools' tables)."""
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def table_markdown(table: Table) -> str:

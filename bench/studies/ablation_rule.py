@@ -29,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 import bench
+from bench.report.tables import frame_markdown, three_decimals
 
 RULE_EPSILONS = (0.3, 0.4, 0.5)
 TIE = 0.01
@@ -92,13 +93,7 @@ def decide(run: Path) -> tuple[str, str]:
 
 
 def _markdown(table: pd.DataFrame) -> str:
-    def cell(value) -> str:
-        return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |"
-              for row in table.itertuples(index=False)]
-    return "\n".join(lines)
+    return frame_markdown(table, three_decimals)
 
 
 def main() -> None:

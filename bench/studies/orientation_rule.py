@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.report.tables import frame_markdown, three_decimals
+
 TIE = 0.02
 CURRENT_DEFAULT = "spread"
 SPLIT = "auroc_transductive_split"
@@ -60,11 +62,7 @@ def decide(table: pd.DataFrame) -> str:
 
 
 def _markdown(table: pd.DataFrame) -> str:
-    cells = [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row]
-             for row in table.itertuples(index=False)]
-    return "\n".join(["| " + " | ".join(table.columns) + " |",
-                      "|" + "---|" * len(table.columns),
-                      *("| " + " | ".join(row) + " |" for row in cells)])
+    return frame_markdown(table, three_decimals)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.report.tables import frame_markdown
+
 SPLIT = "auroc_transductive_split"
 MODE = "outlier_mode_rate_500"
 FID = "fid_domain_500"
@@ -77,10 +79,7 @@ def markdown(table: pd.DataFrame) -> str:
     shown = table.copy()
     for column in ("split AUROC min", "split AUROC mean"):
         shown[column] = shown[column].map(lambda v: f"{v:.2f}")
-    header = "| " + " | ".join(shown.columns) + " |"
-    rule = "|" + "---|" * len(shown.columns)
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
-    return "\n".join([header, rule, *body, "", *bar_lines(table), ""])
+    return "\n".join([frame_markdown(shown), "", *bar_lines(table), ""])
 
 
 def main(argv: list[str] | None = None) -> int:
