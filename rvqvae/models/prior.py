@@ -52,6 +52,25 @@ class GatedPixelCNN(nn.Module):
             vertical, horizontal = layer(vertical, horizontal)
         return self.head(horizontal)
 
+    def _row_context(self, codes: torch.Tensor) -> list[torch.Tensor]:
+        """Each layer's vertical-to-horizontal input at the last row of ``codes`` (``N x h' x
+        w``): what the horizontal stack of that row receives from the rows above. It depends on
+        rows ``< h'`` only, so one pass serves every position of the row."""
+        vertical = self.embedding(codes).permute(0, 3, 1, 2)
+        context = []
+        for layer in self.layers:
+            vertical, to_horizontal = layer.vertical_stack(vertical)
+            context.append(to_horizontal[:, :, -1:, :])
+        return context
+
+    def _row_logits(self, row_codes: torch.Tensor, context: list[torch.Tensor]) -> torch.Tensor:
+        """Logits ``N x K x 1 x w`` of one row from its own codes (``N x 1 x w``) and the
+        context of the rows above (:meth:`_row_context`): what :meth:`forward` gives that row."""
+        horizontal = self.embedding(row_codes).permute(0, 3, 1, 2)
+        for layer, to_horizontal in zip(self.layers, context, strict=True):
+            horizontal = layer.horizontal_stack(horizontal, to_horizontal)
+        return self.head(horizontal)
+
     def nll(self, codes: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
         """Negative log-likelihood of each grid in nats (sum over its positions), shape ``(N,)``,
         on the CPU."""
@@ -81,9 +100,11 @@ class GatedPixelCNN(nn.Module):
                 count = min(batch_size, n - start)
                 codes = torch.zeros(count, height, width, dtype=torch.long, device=device)
                 for row in range(height):
+                    # the rows above fix the vertical stack once per row; each position then
+                    # reruns only the row's own horizontal stack (same logits as self(codes))
+                    context = self._row_context(codes[:, :row + 1])
                     for col in range(width):
-                        # rows below `row` cannot influence it: feed only rows 0..row
-                        logits = self(codes[:, :row + 1])[:, :, row, col]
+                        logits = self._row_logits(codes[:, row:row + 1], context)[:, :, 0, col]
                         probs = F.softmax(logits, dim=1).cpu()
                         draws = torch.multinomial(probs, 1, generator=generator)[:, 0]
                         codes[:, row, col] = draws.to(device)
@@ -151,24 +172,32 @@ class GatedMaskedConv(nn.Module):
     def forward(
         self, vertical_in: torch.Tensor, horizontal_in: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        height, width = vertical_in.shape[-2:]
+        vertical_out, to_horizontal = self.vertical_stack(vertical_in)
+        return vertical_out, self.horizontal_stack(horizontal_in, to_horizontal)
+
+    def vertical_stack(self, vertical_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The vertical output and what the horizontal stack receives from it, per position."""
+        height = vertical_in.shape[-2]
         vertical = F.conv2d(
             vertical_in, self.vertical.weight * self.vertical_mask, self.vertical.bias,
             padding=self.vertical.padding,
         )[:, :, :height, :]
+        # In the first layer the vertical features at row i already exclude row i; in later
+        # layers they are built from such features, so feeding them to row i leaks nothing.
+        return _gate(vertical), self.vertical_to_horizontal(vertical)
+
+    def horizontal_stack(
+        self, horizontal_in: torch.Tensor, to_horizontal: torch.Tensor
+    ) -> torch.Tensor:
+        width = horizontal_in.shape[-1]
         horizontal = F.conv2d(
             horizontal_in, self.horizontal.weight * self.horizontal_mask, self.horizontal.bias,
             padding=self.horizontal.padding,
         )[:, :, :, :width]
-        # In the first layer the vertical features at row i already exclude row i; in later
-        # layers they are built from such features, so feeding them to row i leaks nothing.
-        vertical_out = _gate(vertical)
-        horizontal_out = self.horizontal_out(
-            _gate(horizontal + self.vertical_to_horizontal(vertical))
-        )
+        horizontal_out = self.horizontal_out(_gate(horizontal + to_horizontal))
         if not self.first:
             horizontal_out = horizontal_out + horizontal_in
-        return vertical_out, horizontal_out
+        return horizontal_out
 
 
 def _gate(x: torch.Tensor) -> torch.Tensor:
