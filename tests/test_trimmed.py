@@ -59,11 +59,43 @@ def test_trimmed_without_trimming_epochs_is_a_vqvae():
     assert _same_state(trimmed, plain)
 
 
-def test_oracle_equals_a_vqvae_trained_on_the_clean_subset():
+def test_oracle_with_kept_epochs_equals_a_vqvae_trained_on_the_clean_subset():
     images, flags = _images(), _flags()
-    oracle, clean = OracleVQVAE(**TINY), VQVAE(**TINY)
+    oracle, clean = OracleVQVAE(**TINY, epoch_length="kept"), VQVAE(**TINY)
     assert oracle.fit(images, seed=2, outlier_flags=flags) == clean.fit(images[~flags], seed=2)
     assert _same_state(oracle, clean)
+
+
+@pytest.mark.parametrize(("epoch_length", "steps"), [("full", 3), ("kept", 2)])
+def test_models_that_drop_examples_take_the_full_sets_steps_per_epoch(epoch_length, steps):
+    """40 images, batch 16: 3 steps an epoch; 30 kept (oracle: 10 flagged; trimmed: eps 0.25
+    after its warm-up epoch) give 2 steps a pass. 'full' tops the epoch up to the 40 examples."""
+    images, flags = _images(), _flags()
+    assert [h["steps"] for h in VQVAE(**TINY).fit(images, seed=0)] == [3, 3]
+    oracle = OracleVQVAE(**TINY, epoch_length=epoch_length)
+    assert [h["steps"] for h in oracle.fit(images, seed=0, outlier_flags=flags)] == [steps] * 2
+    trimmed = TrimmedVQVAE(**TINY, epoch_length=epoch_length)
+    history = trimmed.fit(images, seed=0, contamination=0.25)
+    assert [h["steps"] for h in history] == [3, steps]
+
+
+def test_a_full_epoch_is_whole_shuffled_passes_over_the_kept_examples_cut_at_n():
+    model, examples = OracleVQVAE(**TINY), torch.arange(0, 60, 2)  # 30 kept of 40
+    order = model._epoch_order(examples, 40, torch.Generator().manual_seed(0))
+    assert order.shape == (40,)
+    assert torch.equal(torch.sort(order[:30]).values, examples)  # the first pass is complete
+    assert bool(torch.isin(order[30:], examples).all())
+    assert len(set(order[30:].tolist())) == 10  # the second pass repeats no example
+    # nothing dropped: one shuffled pass, the order a plain VQ-VAE draws from the same generator
+    everything = torch.arange(40)
+    plain = VQVAE(**TINY)._epoch_order(everything, 40, torch.Generator().manual_seed(5))
+    assert torch.equal(model._epoch_order(everything, 40, torch.Generator().manual_seed(5)), plain)
+
+
+def test_epoch_length_must_be_a_known_choice():
+    with pytest.raises(UserError, match="epoch_length='half' is not supported; choose one of "
+                                        "full, kept"):
+        OracleVQVAE(**TINY, epoch_length="half")
 
 
 def test_oracle_needs_flags_and_inliers():

@@ -1,7 +1,9 @@
 """``oracle-vqvae``: a VQ-VAE trained (autoencoder and prior) on the true inliers only.
 
 It uses the ``outlier_flags`` passed to ``fit`` to drop every true outlier before training: the
-upper bound a robust method (``rvqvae``, ``trimmed-vqvae``) can hope to reach.
+upper bound a robust method (``rvqvae``, ``trimmed-vqvae``) can hope to reach. Each epoch is as
+many optimizer steps as the whole training set gives (``epoch_length``,
+:mod:`rvqvae.models.kept_subset`).
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import torch
 
 from rvqvae.errors import UserError
 from rvqvae.models.base import register_model
-from rvqvae.models.vqvae import VQVAE
+from rvqvae.models.kept_subset import KeptSubsetVQVAE
 
 
 @register_model("oracle-vqvae", description="VQ-VAE trained on the true inliers only (upper bound)")
-class OracleVQVAE(VQVAE):
+class OracleVQVAE(KeptSubsetVQVAE):
     """A VQ-VAE that drops the true outliers (``outlier_flags``) before training."""
 
     def __init__(self, config: Any = None, **overrides: Any):

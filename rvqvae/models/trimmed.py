@@ -5,7 +5,9 @@ epochs on everything, each epoch first computes every training example's reconst
 (MSE, no gradient) and trains only on the ``n - round(eps * n)`` examples with the lowest loss
 (ties: lower index kept first). eps is ``config.contamination`` if set, else
 ``fit(contamination=...)``, else estimated each epoch from the losses (``estimate``, Otsu's
-threshold). The prior is trained on the set kept in the last epoch.
+threshold). The prior is trained on the set kept in the last epoch. Each epoch is as many
+optimizer steps as the whole training set gives (``epoch_length``,
+:mod:`rvqvae.models.kept_subset`).
 
 Its counterpart with perfect knowledge, ``oracle-vqvae``, is in :mod:`rvqvae.models.oracle`.
 """
@@ -18,13 +20,13 @@ from typing import Any
 import torch
 
 from rvqvae.models.base import register_model
+from rvqvae.models.kept_subset import KeptSubsetConfig, KeptSubsetVQVAE
 from rvqvae.models.outlier_split import split_by_score, split_quality
-from rvqvae.models.vqvae import VQVAE, VQVAEConfig
 
 
 @dataclass(frozen=True)
-class TrimmedVQVAEConfig(VQVAEConfig):
-    """:class:`VQVAEConfig` plus the trimming options."""
+class TrimmedVQVAEConfig(KeptSubsetConfig):
+    """:class:`KeptSubsetConfig` plus the trimming options."""
 
     warmup_epochs: int = 1
     contamination: float | None = None  # fixed eps; None -> fit's contamination, else estimate
@@ -32,13 +34,13 @@ class TrimmedVQVAEConfig(VQVAEConfig):
 
 
 @register_model("trimmed-vqvae", description="VQ-VAE trained by iterative trimmed loss (ITLM)")
-class TrimmedVQVAE(VQVAE):
+class TrimmedVQVAE(KeptSubsetVQVAE):
     """Each epoch after warm-up trains on the (1 - eps) fraction with the lowest recon loss."""
 
     Config = TrimmedVQVAEConfig
     score_names = ("recon", "prior_nll")
     default_score = "recon"
-    option_choices = {**VQVAE.option_choices, "estimate": ("otsu",)}
+    option_choices = {**KeptSubsetVQVAE.option_choices, "estimate": ("otsu",)}
 
     def __init__(self, config: Any = None, **overrides: Any):
         super().__init__(config, **overrides)

@@ -112,9 +112,9 @@ class VQVAE(GenerativeModel):
         """Re-initialise from ``seed``, train the autoencoder, then the prior; return the history.
 
         Each history dict has ``epoch``, ``loss``, ``recon_loss``, ``codebook_loss``,
-        ``commitment_loss``, ``perplexity`` (of the epoch's code usage), ``restarted_codes``
-        and whatever the subclass hooks add. ``negatives`` is ignored. The prior's own
-        per-epoch history is kept in ``self.prior_history``.
+        ``commitment_loss``, ``perplexity`` (of the epoch's code usage), ``restarted_codes``,
+        ``steps`` (optimizer steps) and whatever the subclass hooks add. ``negatives`` is
+        ignored. The prior's own per-epoch history is kept in ``self.prior_history``.
         """
         images = check_images(images)
         base.require_images(images)
@@ -271,6 +271,11 @@ class VQVAE(GenerativeModel):
         """Called before each epoch: indices of the examples it trains on, and history fields."""
         return torch.arange(images.shape[0]), {}
 
+    def _epoch_order(self, examples: torch.Tensor, n_images: int, generator: torch.Generator
+                     ) -> torch.Tensor:
+        """The epoch's training examples in batch order: one shuffled pass over ``examples``."""
+        return examples[torch.randperm(examples.shape[0], generator=generator)]
+
     def _assign_codes(
         self, latents: torch.Tensor, example_ids: torch.Tensor | None
     ) -> torch.Tensor:
@@ -331,7 +336,7 @@ class VQVAE(GenerativeModel):
                      generator: torch.Generator, *, restart: bool, epoch: int = 0
                      ) -> dict[str, Any]:
         cfg = self.config
-        order = examples[torch.randperm(examples.shape[0], generator=generator)]
+        order = self._epoch_order(examples, images.shape[0], generator)
         batches = order.split(cfg.batch_size)
         table_size = sum(b.size for b in self._codebooks())
         epoch_usage = torch.zeros(table_size, dtype=torch.long, device=self.device)
@@ -369,6 +374,7 @@ class VQVAE(GenerativeModel):
         record = {name: total / max(1, order.shape[0]) for name, total in totals.items()}
         record["perplexity"] = perplexity(epoch_usage)
         record["restarted_codes"] = restarted
+        record["steps"] = len(batches)
         return record
 
     def _ema_update(self, latents: torch.Tensor, codes: torch.Tensor) -> None:
