@@ -124,6 +124,17 @@ def test_a_failed_seed_drops_its_pair(claims):
     assert set(nsvae["n_pairs"]) == {2} and set(nsvae["n_dropped"]) == {1}
 
 
+def test_a_claim_without_any_pair_says_so_not_too_few_seeds(tmp_path):
+    run = write_synthetic_run(tmp_path / "run", cell_files=False,
+                              failed=[(0.4, "nsvae", seed) for seed in SEEDS])
+    claims = paired_claims(load_results(run))
+    nsvae = claims[(claims["model"] == "nsvae") & (claims["epsilon"] == 0.4)]
+    assert len(nsvae) and set(nsvae["n_pairs"]) == {0}
+    assert set(nsvae["verdict"]) == {"no paired values"}
+    others = claims[(claims["model"] != "nsvae") | (claims["epsilon"] != 0.4)]
+    assert set(others["verdict"]) == {"too few seeds for a verdict (need ≥ 6)"}
+
+
 SCENARIOS = ("a+b@0.2", "a+b@0.4")
 
 

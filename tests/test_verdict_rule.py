@@ -101,6 +101,8 @@ def test_benjamini_hochberg_by_hand_and_only_over_the_family():
     (2.0, 0.001, 5, "higher", True, "too few seeds for a verdict (need ≥ 6)"),
     (2.0, 0.001, 10, "higher", False, "secondary metric: no verdict"),
     (0.0, 0.001, 10, "higher", True, "no difference shown"),
+    (math.nan, math.nan, 0, "higher", True, "no paired values"),
+    (math.nan, math.nan, 0, "lower", False, "no paired values"),
 ])
 def test_verdict_words(mean, p, n, direction, primary, expected):
     assert rule.verdict(mean, p, n, direction, primary=primary) == expected

@@ -11,7 +11,9 @@ differences ``d_1..d_n`` (model − reference):
    two values does not matter); under it the test's level is exact for *any* noise
    distribution, skewed, heavy-tailed or with failed seeds, at any n. Its smallest two-sided
    p-value is ``2 / 2^n``, so a level ``alpha`` needs ``n >= min_pairs(alpha)`` seeds (6 at
-   0.05): with fewer a claim says "too few seeds for a verdict (need >= 6)".
+   0.05): with fewer a claim says "too few seeds for a verdict (need >= 6)", and with none (a
+   model lacks the metric, e.g. a split AUROC of a model that does not split, or every seed
+   failed for one of the two) "no paired values".
 2. **Multiplicity**: the p-values of one report's *family* of claims are adjusted together by
    Benjamini–Hochberg (``statsmodels.stats.multitest.multipletests``, ``fdr_bh``): the family is
    every (scenario, model, metric) comparison of a **primary** metric in that report (the
@@ -51,6 +53,7 @@ SEED = 0  # of the Monte Carlo resamples: a report's numbers are reproducible
 BETTER, WORSE = "better", "worse"
 NO_DIFFERENCE = "no difference shown"
 SECONDARY = "secondary metric: no verdict"
+NO_PAIRS = "no paired values"
 
 
 def min_pairs(level: float = LEVEL) -> int:
@@ -102,6 +105,8 @@ def verdict(mean_difference: float, p_adjusted: float, n_pairs: int, direction: 
     """The words of one claim (see the module docstring)."""
     if direction not in ("lower", "higher"):
         raise ValueError(f"direction must be 'lower' or 'higher', got {direction!r}")
+    if n_pairs == 0:
+        return NO_PAIRS
     if n_pairs < min_pairs(level):
         return too_few(level)
     if not primary:
