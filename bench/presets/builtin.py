@@ -34,6 +34,8 @@ beside their constants: :mod:`bench.studies.orientation_rule`, :mod:`bench.studi
 
 from __future__ import annotations
 
+import dataclasses
+
 from bench.presets.spec import PRESETS, ModelSpec, Preset
 
 _ROBUST_VQ = ("vqvae", "rvqvae", "trimmed-vqvae", "oracle-vqvae")
@@ -217,10 +219,9 @@ PRESETS.register("robust-heldout", Preset(
     scenarios=HELD_OUT_SET,
     # as it ran: the models that drop examples took one pass over what they kept per epoch (the
     # budget before kept_subset's epoch_length="full"); a held-out run is not re-run
-    models=_models(_ROBUST_VQ + ("nsvae",), nsvae={"epochs": 8, **_SHORT_NSVAE},
-                   **{name: _STUDY_EPOCHS for name in ("vqvae", "rvqvae")},
-                   **{name: {**_STUDY_EPOCHS, "epoch_length": "kept"}
-                      for name in ("trimmed-vqvae", "oracle-vqvae")}),
+    models=tuple(dataclasses.replace(spec, options={**spec.options, "epoch_length": "kept"})
+                 if spec.name in ("trimmed-vqvae", "oracle-vqvae") else spec
+                 for spec in _ROBUST_MODELS),
     seeds=tuple(range(6)),
     **_STUDY_SIZE,
 ))

@@ -2,10 +2,10 @@
 
 Budgets are given in epochs, and a model that drops a fraction eps of its training set would take
 a fraction eps fewer optimizer steps per epoch than the models it is compared with (at eps = 0.4
-on 1000 images and batch 32: 80 steps instead of 125 over 4 epochs). Short budgets then leave
-it under-trained on some seeds (the training-health study found 4 degenerate oracle/trimmed
-cells in 80 at eps 0.4, none in the 240 of vqvae, rvqvae and nsvae). So by default an epoch is
-as many optimizer steps as the **full** training set gives:
+on 1000 images and batch 32: 76 steps for the oracle, 89 for trimming, instead of 125 over 4
+epochs). Short budgets then leave it under-trained on some seeds (the training-health study
+found 4 degenerate oracle/trimmed cells in 80 at eps 0.4, none in the 240 of vqvae, rvqvae and
+nsvae). So by default an epoch is as many optimizer steps as the **full** training set gives:
 
 - ``epoch_length="full"`` (default): each epoch takes ``n`` examples (``n`` = the training set's
   size) in batches, drawn as shuffled passes over the kept examples, one after another, cut at
