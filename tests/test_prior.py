@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
 
+from rvqvae.errors import UserError
+from rvqvae.models import create_model
 from rvqvae.models.prior import GatedPixelCNN
 
 
@@ -114,3 +117,47 @@ def test_fit_learns_a_deterministic_pattern():
 def test_rejects_even_kernels():
     with pytest.raises(ValueError, match="odd"):
         GatedPixelCNN(4, kernel=4)
+
+
+def _pattern_codes(n: int = 256) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    first = torch.randint(4, (n, 1, 1), generator=generator)
+    return (first + torch.arange(4).view(1, 2, 2)) % 4
+
+
+def test_constant_schedule_is_the_default_and_keeps_the_rate():
+    """The default schedule trains exactly as an explicit "constant" one (same weights)."""
+    codes, fitted = _pattern_codes(), []
+    for kwargs in ({}, {"schedule": "constant"}):
+        torch.manual_seed(0)
+        prior = GatedPixelCNN(4, channels=8, layers=2, kernel=3)
+        history = prior.fit(codes, epochs=3, batch_size=64, lr=1e-2,
+                            generator=torch.Generator().manual_seed(1), **kwargs)
+        assert [h["lr"] for h in history] == [1e-2] * 3
+        fitted.append(prior.state_dict())
+    assert all(torch.equal(fitted[0][k], fitted[1][k]) for k in fitted[0])
+
+
+def test_cosine_schedule_anneals_the_rate_over_every_step_and_still_learns():
+    """Each epoch's last step uses lr * (1 + cos(pi * s / S)) / 2 (s: steps before it, S: all
+    steps), so the rate falls to ~0 at the end; the pattern is still learnt."""
+    codes = _pattern_codes()
+    torch.manual_seed(0)
+    prior = GatedPixelCNN(4, channels=16, layers=2, kernel=3)
+    history = prior.fit(codes, epochs=10, batch_size=100, lr=2e-2, schedule="cosine",
+                        generator=torch.Generator().manual_seed(0))
+    steps_per_epoch, total = 3, 30  # ceil(256 / 100) = 3 batches an epoch
+    for h in history:
+        done = (h["epoch"] + 1) * steps_per_epoch - 1
+        expected = 2e-2 * (1 + math.cos(math.pi * done / total)) / 2
+        assert h["lr"] == pytest.approx(expected, rel=1e-9)
+    assert history[-1]["lr"] < 1e-4
+    assert prior.nll(codes).mean().item() < 1.386 + 0.15  # as the constant-rate test above
+
+
+def test_unknown_schedule_is_one_clear_error():
+    with pytest.raises(UserError, match=r"prior schedule 'linear' is not supported; choose one "
+                                        r"of constant, cosine"):
+        GatedPixelCNN(4).fit(_pattern_codes(8), epochs=1, schedule="linear")
+    with pytest.raises(UserError, match=r"prior_schedule='linear' is not supported"):
+        create_model("vqvae", prior_schedule="linear")

@@ -21,11 +21,11 @@ decision, as Markdown.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import pandas as pd
 
 from bench.report.tables import frame_markdown, three_decimals
+from bench.studies import print_and_write
 
 TIE = 0.02
 CURRENT_DEFAULT = "spread"
@@ -74,10 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     table = rule_table(bench.load_results(args.source))
     text = f"{_markdown(table)}\n\nChosen by the rule: **{decide(table)}**\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-    return 0
+    return print_and_write(text, args.out)
 
 
 if __name__ == "__main__":

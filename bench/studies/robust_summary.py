@@ -14,11 +14,11 @@ seed) and an outlier-mode rate "better" than VQ-VAE's, cell by cell.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import pandas as pd
 
 from bench.report.tables import frame_markdown
+from bench.studies import print_and_write
 
 SPLIT = "auroc_transductive_split"
 MODE = "outlier_mode_rate_500"
@@ -95,10 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     table = summary_table(bench.load_results(args.records), pd.read_csv(args.versus_vqvae),
                           pd.read_csv(args.versus_trimmed))
     text = markdown(table)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-    return 0
+    return print_and_write(text, args.out)
 
 
 if __name__ == "__main__":

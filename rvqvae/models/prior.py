@@ -23,7 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rvqvae.errors import UserError
 from rvqvae.models.base import check_loss
+
+PRIOR_SCHEDULES = ("constant", "cosine")  # the prior's learning-rate schedules
 
 
 class GatedPixelCNN(nn.Module):
@@ -113,14 +116,22 @@ class GatedPixelCNN(nn.Module):
 
     def fit(
         self, codes: torch.Tensor, *, epochs: int = 10, batch_size: int = 64, lr: float = 3e-3,
-        generator: torch.Generator | None = None,
+        schedule: str = "constant", generator: torch.Generator | None = None,
     ) -> list[dict[str, Any]]:
         """Train by cross-entropy on ``codes`` (``N x h x w`` int64) with Adam.
 
-        Batches are drawn in an order fixed by ``generator``. Returns one dict per epoch with
-        ``epoch`` and ``loss`` (mean NLL per grid, nats).
+        ``schedule``: ``"constant"`` keeps ``lr``; ``"cosine"`` anneals it step by step from
+        ``lr`` towards 0 over the whole run (``CosineAnnealingLR``). Batches are drawn in an
+        order fixed by ``generator``. Returns one dict per epoch with ``epoch``, ``loss`` (mean
+        NLL per grid, nats) and ``lr`` (the rate of the epoch's last step).
         """
+        if schedule not in PRIOR_SCHEDULES:
+            raise UserError(f"prior schedule {schedule!r} is not supported; choose one of "
+                            f"{', '.join(PRIOR_SCHEDULES)}")
         optimizer = torch.optim.Adam(self.parameters(), lr=lr)
+        total_steps = epochs * -(-codes.shape[0] // batch_size)
+        annealing = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, total_steps))
+                     if schedule == "cosine" else None)
         device = self.embedding.weight.device
         history = []
         was_training = self.training
@@ -135,10 +146,14 @@ class GatedPixelCNN(nn.Module):
                            what="prior training loss")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                step_lr = optimizer.param_groups[0]["lr"]
                 optimizer.step()
+                if annealing is not None:
+                    annealing.step()
                 total += loss.item() * batch.numel()
             # cross_entropy averages over positions; total / N is the mean NLL of one grid
-            history.append({"epoch": epoch, "loss": total / max(1, codes.shape[0])})
+            history.append({"epoch": epoch, "loss": total / max(1, codes.shape[0]),
+                            "lr": step_lr if codes.shape[0] else lr})
         self.train(was_training)
         return history
 

@@ -36,7 +36,7 @@ from rvqvae.models import base
 from rvqvae.models.base import EpochCallback, GenerativeModel, register_model
 from rvqvae.models.codebook import Codebook, perplexity
 from rvqvae.models.conv_blocks import DOWNSAMPLING, Decoder, Encoder
-from rvqvae.models.prior import GatedPixelCNN
+from rvqvae.models.prior import PRIOR_SCHEDULES, GatedPixelCNN
 from rvqvae.models.split_rules import sample_rows
 from rvqvae.models.vq_tensors import check_flags, check_images, to_grid, to_rows
 
@@ -74,6 +74,7 @@ class VQVAEConfig:
     prior_kernel: int = 5
     prior_batch_size: int = 64
     prior_lr: float = 3e-3
+    prior_schedule: str = "constant"  # "cosine": anneal prior_lr to 0 over the prior's steps
     inference_batch_size: int = 512
     quantize_backend: str = "auto"  # backend of rvqvae.quantize.nearest
 
@@ -89,6 +90,7 @@ class VQVAE(GenerativeModel):
         "codebook_init": ("data", "uniform"),
         "recon_loss": ("bce", "mse"),
         "codebook_update": ("loss", "ema"),
+        "prior_schedule": PRIOR_SCHEDULES,
     }
 
     def __init__(self, config: Any = None, **overrides: Any):
@@ -146,7 +148,7 @@ class VQVAE(GenerativeModel):
         codes = self.encode_codes(images[prior_examples])
         self.prior_history = self.prior.fit(
             codes, epochs=self.config.prior_epochs, batch_size=self.config.prior_batch_size,
-            lr=self.config.prior_lr, generator=generator,
+            lr=self.config.prior_lr, schedule=self.config.prior_schedule, generator=generator,
         )
         self.prior_seconds = time.perf_counter() - prior_start
         self.eval()
