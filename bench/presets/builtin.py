@@ -208,7 +208,9 @@ PRESETS.register("robust-dev", Preset(
 # images) its held-out NLL of clean codes is 93.2 nats a grid after 8 epochs; the 20-epoch
 # prior's is 92.4 at its best epoch (13) and 97.2 at its last (it overfits). "prior-recipe" is
 # its equivalence run: robust-dev's VQ models and cells with it, compared with robust-dev's
-# records by the gate's rule (results/prior-recipe).
+# records by bench/studies/prior_recipe_rule.py. Outcome (results/prior-recipe/rule.md): not
+# equivalent (oracle-vqvae and trimmed-vqvae worse on FID and outlier-mode rate), so no preset
+# but prior-recipe uses it.
 FAST_PRIOR = {"prior_epochs": 8, "prior_lr": 1e-2, "prior_schedule": "cosine"}
 
 PRESETS.register("prior-recipe", Preset(
