@@ -161,3 +161,24 @@ def test_unknown_schedule_is_one_clear_error():
         GatedPixelCNN(4).fit(_pattern_codes(8), epochs=1, schedule="linear")
     with pytest.raises(UserError, match=r"prior_schedule='linear' is not supported"):
         create_model("vqvae", prior_schedule="linear")
+
+
+def test_an_epoch_of_a_given_size_is_shuffled_passes_cut_there():
+    """epoch_size 100 over 40 grids: passes of 40, 40 and 20 (batches 64 + 36); the mean loss is
+    per grid drawn. epoch_size = N trains exactly as one pass (same weights)."""
+    codes = _pattern_codes(40)
+    sizes: list[int] = []
+    torch.manual_seed(0)
+    prior = GatedPixelCNN(4, channels=8, layers=2, kernel=3)
+    prior.register_forward_pre_hook(lambda module, args: sizes.append(args[0].shape[0]))
+    history = prior.fit(codes, epochs=2, batch_size=64, lr=1e-2, epoch_size=100,
+                        generator=torch.Generator().manual_seed(0))
+    assert sizes == [64, 36, 64, 36] and len(history) == 2
+    fitted = []
+    for kwargs in ({}, {"epoch_size": 40}):
+        torch.manual_seed(0)
+        prior = GatedPixelCNN(4, channels=8, layers=2, kernel=3)
+        prior.fit(codes, epochs=2, batch_size=16, lr=1e-2,
+                  generator=torch.Generator().manual_seed(1), **kwargs)
+        fitted.append(prior.state_dict())
+    assert all(torch.equal(fitted[0][k], fitted[1][k]) for k in fitted[0])

@@ -8,6 +8,7 @@ import torch
 from rvqvae.errors import UserError
 from rvqvae.models.base import GenerativeModel
 from rvqvae.models.oracle import OracleVQVAE
+from rvqvae.models.prior import GatedPixelCNN
 from rvqvae.models.trimmed import TrimmedVQVAE
 from rvqvae.models.vqvae import VQVAE
 
@@ -128,3 +129,38 @@ def test_loss_falls_on_a_small_real_scenario(cls, real_data):
     history = cls(epochs=3, prior_epochs=1).fit(
         data.train_images, seed=0, contamination=0.2, outlier_flags=data.train_is_outlier)
     assert history[-1]["loss"] < history[0]["loss"]
+
+
+
+@pytest.mark.parametrize(("prior_epoch_length", "batches"),
+                         [("kept", [16, 14] * 2), ("full", [16, 16, 8] * 2)])
+def test_the_prior_of_a_model_that_drops_examples_can_take_the_full_sets_steps(
+        prior_epoch_length, batches, monkeypatch):
+    """The oracle keeps 30 of 40 codes: at prior batch 16 a pass is 16 + 14; "full" epochs take
+    40 codes (16 + 16 + 8), as many steps as a model that keeps everything."""
+    sizes: list[int] = []
+    forward = GatedPixelCNN.forward
+
+    def counted(module, codes):
+        if module.training:
+            sizes.append(codes.shape[0])
+        return forward(module, codes)
+
+    monkeypatch.setattr(GatedPixelCNN, "forward", counted)
+    oracle = OracleVQVAE(**{**TINY, "prior_epochs": 2}, prior_batch_size=16,
+                         prior_epoch_length=prior_epoch_length)
+    oracle.fit(_images(), seed=0, outlier_flags=_flags())
+    assert sizes == batches
+
+def test_full_prior_epochs_change_nothing_when_nothing_is_dropped():
+    images = _images()
+    kept, full = VQVAE(**TINY), VQVAE(**TINY, prior_epoch_length="full")
+    assert kept.fit(images, seed=3) == full.fit(images, seed=3)
+    assert kept.prior_history == full.prior_history
+    assert _same_state(kept, full)
+
+
+def test_prior_epoch_length_must_be_a_known_choice():
+    with pytest.raises(UserError, match="prior_epoch_length='half' is not supported; choose one "
+                                        "of kept, full"):
+        VQVAE(**TINY, prior_epoch_length="half")

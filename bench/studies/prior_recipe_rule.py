@@ -26,6 +26,14 @@ The rule, written and committed before any candidate cell ran: the cheaper prior
 "better" on either is allowed: the rule asks that nothing a study reports gets worse. When it
 holds, ``robust-study`` (the preset whose cell time issue #25 measures) trains its VQ priors
 with the cheaper recipe; robust-dev and robust-heldout keep the budget they ran with.
+
+The same rule, unchanged, decides the second candidate, ``FAST_PRIOR_EQUAL_STEPS`` (FAST_PRIOR
+with a prior epoch as many codes as the training set holds), from a ``prior-recipe-equal-steps``
+run of RVQ-VAE, trimmed-vqvae and oracle-vqvae: written (this paragraph) and committed before
+any of its cells ran. For vqvae that recipe is FAST_PRIOR itself (it drops nothing), which the
+``prior-recipe`` run found no different on any primary metric and the gate did not regress, so
+its cells are not re-run. When the rule holds for the three, robust-study's four VQ models train
+their priors with ``FAST_PRIOR_EQUAL_STEPS``.
 """
 
 from __future__ import annotations

@@ -208,6 +208,15 @@ def raise_if_diverged(module: nn.Module, *, epoch: int, batch: int) -> None:
 MODELS: Registry[type[GenerativeModel]] = Registry("model", base=GenerativeModel)
 
 
+def shuffled_passes(count: int, length: int, generator: torch.Generator) -> torch.Tensor:
+    """``length`` indices into ``range(count)``: shuffled passes over it, one after another, cut
+    at ``length`` (one ``randperm`` per pass; ``length == count`` is one shuffled pass)."""
+    if count == 0:
+        return torch.zeros(0, dtype=torch.long)
+    passes = -(-length // count)  # ceil
+    return torch.cat([torch.randperm(count, generator=generator) for _ in range(passes)])[:length]
+
+
 def register_model(name: str, *, description: str = "", **info: Any):
     """Class decorator: ``@register_model("vqvae")`` makes the model runnable by name."""
     return MODELS.register(name, description=description, **info)

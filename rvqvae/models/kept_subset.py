@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rvqvae.models.base import shuffled_passes
 from rvqvae.models.vqvae import VQVAE, VQVAEConfig
 
 
@@ -42,7 +43,4 @@ class KeptSubsetVQVAE(VQVAE):
         kept = examples.shape[0]
         if self.config.epoch_length == "kept" or kept >= n_images:
             return super()._epoch_order(examples, n_images, generator)
-        passes = -(-n_images // kept)  # ceil
-        order = torch.cat([examples[torch.randperm(kept, generator=generator)]
-                           for _ in range(passes)])
-        return order[:n_images]
+        return examples[shuffled_passes(kept, n_images, generator)]

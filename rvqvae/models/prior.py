@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rvqvae.errors import UserError
-from rvqvae.models.base import check_loss
+from rvqvae.models.base import check_loss, shuffled_passes
 
 PRIOR_SCHEDULES = ("constant", "cosine")  # the prior's learning-rate schedules
 
@@ -117,19 +117,24 @@ class GatedPixelCNN(nn.Module):
     def fit(
         self, codes: torch.Tensor, *, epochs: int = 10, batch_size: int = 64, lr: float = 3e-3,
         schedule: str = "constant", generator: torch.Generator | None = None,
+        epoch_size: int | None = None,
     ) -> list[dict[str, Any]]:
         """Train by cross-entropy on ``codes`` (``N x h x w`` int64) with Adam.
 
         ``schedule``: ``"constant"`` keeps ``lr``; ``"cosine"`` anneals it step by step from
         ``lr`` towards 0 over the whole run (``CosineAnnealingLR``). Batches are drawn in an
-        order fixed by ``generator``. Returns one dict per epoch with ``epoch``, ``loss`` (mean
-        NLL per grid, nats) and ``lr`` (the rate of the epoch's last step).
+        order fixed by ``generator``. ``epoch_size``: grids per epoch, drawn as shuffled passes
+        over ``codes`` cut at that number (so a model that keeps fewer codes can take as many
+        steps as one that keeps all); None: one shuffled pass. Returns one dict per epoch with
+        ``epoch``, ``loss`` (mean NLL per grid, nats) and ``lr`` (the rate of the epoch's last
+        step).
         """
         if schedule not in PRIOR_SCHEDULES:
             raise UserError(f"prior schedule {schedule!r} is not supported; choose one of "
                             f"{', '.join(PRIOR_SCHEDULES)}")
         optimizer = torch.optim.Adam(self.parameters(), lr=lr)
-        total_steps = epochs * -(-codes.shape[0] // batch_size)
+        per_epoch = codes.shape[0] if epoch_size is None else epoch_size
+        total_steps = epochs * -(-per_epoch // batch_size)
         annealing = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, total_steps))
                      if schedule == "cosine" else None)
         device = self.embedding.weight.device
@@ -137,7 +142,8 @@ class GatedPixelCNN(nn.Module):
         was_training = self.training
         self.train()
         for epoch in range(epochs):
-            order = torch.randperm(codes.shape[0], generator=generator)
+            order = (torch.randperm(codes.shape[0], generator=generator) if epoch_size is None
+                     else shuffled_passes(codes.shape[0], epoch_size, generator))
             total = 0.0
             for start in range(0, len(order), batch_size):
                 batch = codes[order[start:start + batch_size]].to(device)
@@ -152,8 +158,8 @@ class GatedPixelCNN(nn.Module):
                     annealing.step()
                 total += loss.item() * batch.numel()
             # cross_entropy averages over positions; total / N is the mean NLL of one grid
-            history.append({"epoch": epoch, "loss": total / max(1, codes.shape[0]),
-                            "lr": step_lr if codes.shape[0] else lr})
+            history.append({"epoch": epoch, "loss": total / max(1, len(order)),
+                            "lr": step_lr if len(order) else lr})
         self.train(was_training)
         return history
 

@@ -75,6 +75,9 @@ class VQVAEConfig:
     prior_batch_size: int = 64
     prior_lr: float = 3e-3
     prior_schedule: str = "constant"  # "cosine": anneal prior_lr to 0 over the prior's steps
+    # "kept": a prior epoch is one pass over the codes it is fitted on (fewer steps when a model
+    # drops examples); "full": as many codes as the training set holds (equal steps)
+    prior_epoch_length: str = "kept"
     inference_batch_size: int = 512
     quantize_backend: str = "auto"  # backend of rvqvae.quantize.nearest
 
@@ -91,6 +94,7 @@ class VQVAE(GenerativeModel):
         "recon_loss": ("bce", "mse"),
         "codebook_update": ("loss", "ema"),
         "prior_schedule": PRIOR_SCHEDULES,
+        "prior_epoch_length": ("kept", "full"),
     }
 
     def __init__(self, config: Any = None, **overrides: Any):
@@ -149,6 +153,7 @@ class VQVAE(GenerativeModel):
         self.prior_history = self.prior.fit(
             codes, epochs=self.config.prior_epochs, batch_size=self.config.prior_batch_size,
             lr=self.config.prior_lr, schedule=self.config.prior_schedule, generator=generator,
+            epoch_size=images.shape[0] if self.config.prior_epoch_length == "full" else None,
         )
         self.prior_seconds = time.perf_counter() - prior_start
         self.eval()
