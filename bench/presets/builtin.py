@@ -232,6 +232,8 @@ PRESETS.register("prior-recipe", Preset(
 # "prior-recipe-equal-steps", decided by the same rule (bench/studies/prior_recipe_rule.py).
 # vqvae keeps every example, so for it this is FAST_PRIOR (tested): prior-recipe's vqvae cells
 # stand for it and are not re-run.
+# Outcome (results/prior-recipe-equal-steps/rule.md): not equivalent (no gate regression, but
+# oracle-vqvae worse on transductive prior-NLL AUROC and outlier-mode rate), so it stays off.
 FAST_PRIOR_EQUAL_STEPS = {**FAST_PRIOR, "prior_epoch_length": "full"}
 _DROPPING_VQ = ("rvqvae", "trimmed-vqvae", "oracle-vqvae")  # fit the prior on a subset
 
