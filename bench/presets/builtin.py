@@ -226,9 +226,9 @@ PRESETS.register("prior-recipe", Preset(
 # The cheaper prior with equal steps: FAST_PRIOR where a prior epoch is as many codes as the
 # training set holds, as the models that drop examples already train their autoencoder
 # (kept_subset's epoch_length="full"). FAST_PRIOR took 80 prior steps for the oracle at eps 0.4
-# where vqvae took 128; a scratch probe (3 seeds of oracle on mnist+fmnist@0.2 and trimming on
-# fmnist+mnist@0.4) put the equal-step variant's FID at the budget's (178.6 vs 179.4, 178.2 vs
-# 191.2) where FAST_PRIOR's was worse (191.4, 216.1). Its equivalence run is
+# where vqvae took 128; a scratch probe of 3 seeds on two cells (no committed records: it
+# motivated the candidate, it decides nothing) suggested that equal steps recover the budget's
+# FID. Its equivalence run is
 # "prior-recipe-equal-steps", decided by the same rule (bench/studies/prior_recipe_rule.py).
 # vqvae keeps every example, so for it this is FAST_PRIOR (tested): prior-recipe's vqvae cells
 # stand for it and are not re-run.
