@@ -131,7 +131,6 @@ def test_loss_falls_on_a_small_real_scenario(cls, real_data):
     assert history[-1]["loss"] < history[0]["loss"]
 
 
-
 @pytest.mark.parametrize(("prior_epoch_length", "batches"),
                          [("kept", [16, 14] * 2), ("full", [16, 16, 8] * 2)])
 def test_the_prior_of_a_model_that_drops_examples_can_take_the_full_sets_steps(

@@ -228,8 +228,8 @@ PRESETS.register("prior-recipe", Preset(
 # (kept_subset's epoch_length="full"). FAST_PRIOR took 80 prior steps for the oracle at eps 0.4
 # where vqvae took 128; a scratch probe of 3 seeds on two cells (no committed records: it
 # motivated the candidate, it decides nothing) suggested that equal steps recover the budget's
-# FID. Its equivalence run is
-# "prior-recipe-equal-steps", decided by the same rule (bench/studies/prior_recipe_rule.py).
+# FID. Its equivalence run is "prior-recipe-equal-steps", decided by the same rule
+# (bench/studies/prior_recipe_rule.py).
 # vqvae keeps every example, so for it this is FAST_PRIOR (tested): prior-recipe's vqvae cells
 # stand for it and are not re-run.
 # Outcome (results/prior-recipe-equal-steps/rule.md): not equivalent (no gate regression, but

@@ -142,8 +142,7 @@ class GatedPixelCNN(nn.Module):
         was_training = self.training
         self.train()
         for epoch in range(epochs):
-            order = (torch.randperm(codes.shape[0], generator=generator) if epoch_size is None
-                     else shuffled_passes(codes.shape[0], epoch_size, generator))
+            order = shuffled_passes(codes.shape[0], per_epoch, generator)
             total = 0.0
             for start in range(0, len(order), batch_size):
                 batch = codes[order[start:start + batch_size]].to(device)
